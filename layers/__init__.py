@@ -1,0 +1,14 @@
+"""The runtime: Blob, backend, Layer base and registry, the Net, and one module per Caffe layer type.
+
+Every layer module is imported here explicitly so that its @register runs.
+"""
+from layers import backend
+from layers.blob import Blob
+from layers.base import Layer, LossLayer
+from layers.registry import create_layer, known_types, register
+
+from layers import convolution, inner_product, input, pooling, relu, softmax, softmax_with_loss, split  # noqa: F401
+
+from layers.net import Net  # noqa: E402
+
+__all__ = ["Blob", "Layer", "LossLayer", "Net", "backend", "create_layer", "known_types", "register"]

@@ -1,0 +1,84 @@
+"""The array backend: the only module that imports CuPy.
+
+Layers are written once against the array module `xp` of their bottoms (numpy on the CPU, CuPy on the GPU).
+There is no global mode: a Net owns its device and moves its blobs; a layer looks at where its data lives.
+"""
+import functools
+import sys
+
+import numpy
+
+try:                                        # a CPU-only machine never needs CuPy, and never pays for importing it
+    import cupy
+except Exception:                           # ImportError, or a broken CUDA install
+    cupy = None
+
+
+@functools.lru_cache(maxsize=None)
+def cuda_available():
+    """True when CuPy imports and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:                       # CUDARuntimeError: CuPy installed but no driver/device
+        return False
+
+
+def get_array_module(*arrays):
+    """numpy or cupy, by where the arrays live (chainer's idiom)."""
+    if cupy is not None:
+        return cupy.get_array_module(*arrays)
+    return numpy
+
+
+def is_gpu(array):
+    return cupy is not None and isinstance(array, cupy.ndarray)
+
+
+def to_cpu(array):
+    return cupy.asnumpy(array) if is_gpu(array) else array
+
+
+def to_gpu(array, device_id=None):
+    if cupy is None:
+        raise RuntimeError("the GPU needs CuPy: pip install -e .[gpu]")
+    if device_id is None:
+        return cupy.asarray(array)
+    with cupy.cuda.Device(device_id):
+        return cupy.asarray(array)
+
+
+def resolve_device(device):
+    """Normalise a device request ('cpu', 'gpu', 'gpu:1', an int id, None) to ('cpu', None) or ('gpu', id).
+
+    A GPU request on a machine without CUDA falls back to the CPU with one clear message.
+    """
+    if device is None or device == "cpu":
+        return "cpu", None
+    if isinstance(device, int):
+        device_id = device
+    elif isinstance(device, str) and device.startswith("gpu"):
+        device_id = int(device.split(":")[1]) if ":" in device else 0
+    else:
+        raise ValueError(f"unknown device {device!r}: use 'cpu', 'gpu', 'gpu:N' or a GPU id")
+    if not cuda_available():
+        _warn_once("no usable CUDA device (CuPy missing or no GPU found): running on the CPU")
+        return "cpu", None
+    return "gpu", device_id
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_once(message):
+    print(f"fcn-caffe: {message}", file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=None)
+def elementwise(in_params, out_params, operation, name, **kwargs):
+    """A memoised CuPy ElementwiseKernel (cf. chainer.backends.cuda.elementwise)."""
+    return cupy.ElementwiseKernel(in_params, out_params, operation, name, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def raw_kernel(code, name):
+    return cupy.RawKernel(code, name)

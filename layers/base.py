@@ -1,0 +1,137 @@
+"""The Layer base class: Caffe's lifecycle (cf. caffe/layer.hpp) with pycaffe's Python-layer contract.
+
+Subclasses implement `setup`, `reshape`, `forward` and `backward`. Either override `forward`/`backward` with
+array-module (`xp`) generic code, or implement `forward_cpu`/`forward_gpu` (the GPU falls back to the CPU one).
+The Net calls only the `run_*` wrappers, which are never overridden.
+Bottom diffs are assigned; param diffs accumulate (`+=`), as in Caffe.
+"""
+import numpy
+
+from layers import backend
+from layers.blob import Blob
+
+
+class Layer:
+    type = None                 # set by @register
+    exact_num_bottom = None     # None = unchecked, as Caffe's -1
+    min_num_bottom = None
+    max_num_bottom = None
+    exact_num_top = None
+    min_num_top = None
+    max_num_top = None
+    auto_top_blobs = False      # Caffe's AutoTopBlobs: create tops up to min_num_top/exact_num_top
+    is_loss = False             # a loss layer's first top gets loss_weight 1 by default
+
+    def __init__(self, param, phase="TEST"):
+        self.param = param
+        self.name = param.name
+        self.phase = phase
+        self.blobs = []                  # learnable parameter Blobs ([weight, bias] for most layers)
+        self.param_propagate_down = []   # per blob: whether its diff is computed
+        self.loss_weights = []           # per top
+
+    # -- what subclasses implement
+    def setup(self, bottom, top):
+        pass
+
+    def reshape(self, bottom, top):
+        raise NotImplementedError(f"{self.type} layer '{self.name}' does not implement reshape")
+
+    def forward(self, bottom, top):
+        if backend.is_gpu(bottom[0].data if bottom else top[0].data):
+            return self.forward_gpu(bottom, top)
+        return self.forward_cpu(bottom, top)
+
+    def backward(self, top, propagate_down, bottom):
+        if backend.is_gpu(top[0].data if top else bottom[0].data):
+            return self.backward_gpu(top, propagate_down, bottom)
+        return self.backward_cpu(top, propagate_down, bottom)
+
+    def forward_cpu(self, bottom, top):
+        raise NotImplementedError(f"{self.type} layer '{self.name}' has no forward")
+
+    def forward_gpu(self, bottom, top):
+        return self.forward_cpu(bottom, top)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        raise NotImplementedError(f"{self.type} layer '{self.name}' has no backward")
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        return self.backward_cpu(top, propagate_down, bottom)
+
+    def allow_force_backward(self, bottom_index):
+        """Whether force_backward may make this bottom get a gradient (labels say no)."""
+        return True
+
+    # -- helpers for subclasses
+    def add_param_blob(self, shape, dtype, value=None):
+        blob = Blob(*shape, dtype=dtype)
+        if value is not None:
+            blob.data[...] = value
+        self.blobs.append(blob)
+        return blob
+
+    @staticmethod
+    def xp(blob):
+        return backend.get_array_module(blob.data)
+
+    def error(self, message):
+        return ValueError(f"{self.type} layer '{self.name}': {message}")
+
+    # -- the wrappers the Net calls (Caffe's SetUp / Forward / Backward)
+    def run_setup(self, bottom, top):
+        self.check_blob_counts(bottom, top)
+        self.setup(bottom, top)
+        self.reshape(bottom, top)
+        self.set_loss_weights(top)
+
+    def run_forward(self, bottom, top):
+        self.reshape(bottom, top)
+        self.forward(bottom, top)
+        loss = 0.0
+        for blob, weight in zip(top, self.loss_weights):
+            if weight:
+                loss += weight * float(blob.data.sum())
+        return loss
+
+    def run_backward(self, top, propagate_down, bottom):
+        self.backward(top, propagate_down, bottom)
+
+    def check_blob_counts(self, bottom, top):
+        def check(blobs, what, exact, low, high):
+            n = len(blobs)
+            if exact is not None and n != exact:
+                raise self.error(f"takes exactly {exact} {what} blob(s), got {n}")
+            if low is not None and n < low:
+                raise self.error(f"takes at least {low} {what} blob(s), got {n}")
+            if high is not None and n > high:
+                raise self.error(f"takes at most {high} {what} blob(s), got {n}")
+        check(bottom, "bottom", self.exact_num_bottom, self.min_num_bottom, self.max_num_bottom)
+        check(top, "top", self.exact_num_top, self.min_num_top, self.max_num_top)
+
+    def set_loss_weights(self, top):
+        weights = list(self.param.loss_weight)
+        if not weights and self.is_loss:
+            weights = [1.0]
+        if len(weights) > len(top):
+            raise self.error(f"has {len(weights)} loss_weight values but only {len(top)} top blob(s)")
+        self.loss_weights = weights + [0.0] * (len(top) - len(weights))
+
+    def __repr__(self):
+        return f"<{self.type} layer '{self.name}'>"
+
+
+class LossLayer(Layer):
+    """A loss: bottoms (prediction, label); one scalar top with loss_weight 1 unless told otherwise."""
+    is_loss = True
+    exact_num_bottom = 2
+    min_num_top = 1
+    max_num_top = 1
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index != 1       # the label never gets a gradient
+
+
+def dtype_of(bottom):
+    """Layers compute in their input's dtype (float32 in nets, float64 in gradient checks)."""
+    return bottom[0].dtype if bottom else numpy.float32

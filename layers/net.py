@@ -1,0 +1,371 @@
+"""The Net: a DAG of layers built from a NetParameter (cf. caffe/net.cpp and pycaffe's Net).
+
+Building follows Caffe's Net::Init: filter by phase/stages/level, insert Split layers where a blob fans out,
+create each layer in definition order, connect bottoms and tops (in place when a top repeats a bottom), share
+params named by ParamSpec, and work out which layers and blobs need a gradient.
+"""
+import collections
+import os
+
+import numpy
+
+from layers import backend
+from layers.blob import Blob
+from layers.registry import create_layer
+from netspec import caffe_pb2, io as netio
+from netspec.rules import filter_net
+from netspec.splits import insert_splits
+
+PHASES = {"TRAIN": "TRAIN", "TEST": "TEST", caffe_pb2.TRAIN: "TRAIN", caffe_pb2.TEST: "TEST"}
+
+
+def _phase_name(phase):
+    try:
+        return PHASES[phase.upper() if isinstance(phase, str) else phase]
+    except KeyError:
+        raise ValueError(f"phase must be 'TRAIN' or 'TEST', got {phase!r}") from None
+
+
+class Net:
+    """A Caffe net.
+
+    Net(net, phase='TEST', weights=None, stages=(), level=0, device=None)
+      net: a prototxt path, prototxt text or a NetParameter
+      weights: a .caffemodel / .caffemodel.h5 path (or a list of them) copied in by layer name
+      device: None/'cpu', 'gpu', 'gpu:N' or a GPU id
+    """
+
+    def __init__(self, net, phase="TEST", weights=None, stages=(), level=0, device=None, dtype=numpy.float32):
+        self.phase = _phase_name(phase)
+        self.source = net if isinstance(net, str) and "\n" not in net and os.path.exists(net) else None
+        param = netio.read_net(net)
+        state = caffe_pb2.NetState(phase=getattr(caffe_pb2, self.phase), level=level, stage=list(stages))
+        if param.HasField("state"):      # the net's own state (Caffe merges it with the phase we ask for)
+            state.level = level or param.state.level
+            state.stage.extend(s for s in param.state.stage if s not in state.stage)
+        self.net_param = param
+        filtered = filter_net(param, state.phase, list(state.stage), state.level)
+        self.name = param.name
+        self.dtype = numpy.dtype(dtype)
+        self._build(insert_splits(filtered))
+        if weights:
+            for path in [weights] if isinstance(weights, str) else weights:
+                self.copy_from(path)
+        self.device = "cpu"
+        self.device_id = None
+        if device is not None:
+            self.to_device(device)
+
+    # ------------------------------------------------------------------ building
+    def _build(self, param):
+        self.layers = []
+        self.blobs = collections.OrderedDict()
+        self.bottom_names, self.top_names = [], []
+        self.bottom_need_backward, self.layer_need_backward = [], []
+        self.inputs = []
+        self._params = []                    # every param blob slot: (layer_id, param_id)
+        self._param_owner = {}               # ParamSpec name -> (layer_id, param_id)
+        self.learnable_params = []           # unique Blobs, in Caffe's learnable_params order
+        self.params_lr, self.params_weight_decay = [], []
+        self._loss_tops = []                 # (blob name, weight)
+        blob_need_backward = {}
+        force_backward = param.force_backward
+
+        for layer_id, lp in enumerate(param.layer):
+            # a layer's own `phase` field wins; otherwise it runs in the net's phase (Caffe's set_phase)
+            layer = create_layer(lp, _phase_name(lp.phase) if lp.HasField("phase") else self.phase)
+            layer.layer_id = layer_id
+            layer.net = self
+            if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
+                raise ValueError(f"layer '{lp.name}': propagate_down has {len(lp.propagate_down)} values "
+                                 f"for {len(lp.bottom)} bottom blob(s)")
+            bottoms, need_backward, bottom_need = [], False, []
+            for i, name in enumerate(lp.bottom):
+                if name not in self.blobs:
+                    raise ValueError(f"layer '{lp.name}' ({lp.type}): unknown bottom blob '{name}' "
+                                     f"(bottom index {i}); no earlier layer produces it")
+                bottoms.append(self.blobs[name])
+                need = blob_need_backward[name] and (not lp.propagate_down or lp.propagate_down[i])
+                bottom_need.append(need)
+                need_backward |= need
+            tops = []
+            for i, name in enumerate(lp.top):
+                if name in lp.bottom:
+                    tops.append(self.blobs[name])           # in place: the top is the bottom blob
+                else:
+                    if name in self.blobs:
+                        raise ValueError(f"layer '{lp.name}' ({lp.type}): top blob '{name}' is produced by "
+                                         f"more than one layer")
+                    blob = Blob(dtype=self.dtype)
+                    self.blobs[name] = blob
+                    tops.append(blob)
+                    if lp.type == "Input":
+                        self.inputs.append(name)
+            needed = max(layer.exact_num_top or 0, layer.min_num_top or 0)
+            top_names = list(lp.top)
+            if layer.auto_top_blobs:
+                while len(tops) < needed:
+                    name = "(automatic)" if "(automatic)" not in self.blobs else f"(automatic {len(self.blobs)})"
+                    blob = Blob(dtype=self.dtype)
+                    self.blobs[name] = blob
+                    tops.append(blob)
+                    top_names.append(name)
+            try:
+                layer.run_setup(bottoms, tops)
+            except (ValueError, TypeError, NotImplementedError) as e:
+                msg = str(e)
+                if f"'{lp.name}'" not in msg:
+                    msg = f"{lp.type} layer '{lp.name}': {msg}"
+                raise type(e)(msg) from e
+            for name, weight in zip(top_names, layer.loss_weights):
+                if weight:
+                    self._loss_tops.append((name, weight))
+            # params: sharing by name, learning-rate multipliers, whether gradients are computed
+            specs = list(lp.param)
+            if len(specs) > len(layer.blobs):
+                raise ValueError(f"layer '{lp.name}' ({lp.type}) has {len(layer.blobs)} learnable blob(s) but "
+                                 f"{len(specs)} param specs")
+            layer.param_propagate_down = []
+            for param_id in range(len(layer.blobs)):
+                spec = specs[param_id] if param_id < len(specs) else caffe_pb2.ParamSpec()
+                learns = spec.lr_mult != 0
+                layer.param_propagate_down.append(learns)
+                need_backward |= learns
+                self._append_param(layer, param_id, spec)
+            self.layers.append(layer)
+            self.bottom_names.append(list(lp.bottom))
+            self.top_names.append(top_names)
+            self.bottom_need_backward.append(bottom_need)
+            self.layer_need_backward.append(need_backward)
+            for name in top_names:
+                blob_need_backward[name] = need_backward
+
+        self._prune_backward(force_backward)
+        consumed = {n for names in self.bottom_names for n in names}
+        self.outputs = [n for n in self.blobs if n not in consumed]
+        self.layer_dict = collections.OrderedDict((l.name, l) for l in self.layers)
+        self.params = collections.OrderedDict((l.name, l.blobs) for l in self.layers if l.blobs)
+
+    def _append_param(self, layer, param_id, spec):
+        name = spec.name
+        if not name or name not in self._param_owner:
+            if name:
+                self._param_owner[name] = (layer.layer_id, param_id)
+            self.learnable_params.append(layer.blobs[param_id])
+            self.params_lr.append(spec.lr_mult)
+            self.params_weight_decay.append(spec.decay_mult)
+            return
+        owner_layer, owner_id = self._param_owner[name]
+        owner = self.layers[owner_layer].blobs[owner_id]
+        mine = layer.blobs[param_id]
+        strict = spec.share_mode == caffe_pb2.ParamSpec.STRICT
+        if (strict and owner.shape != mine.shape) or owner.count != mine.count:
+            raise ValueError(f"layer '{layer.name}': shared param '{name}' has shape {mine.shape}, but its owner "
+                             f"'{self.layers[owner_layer].name}' has shape {owner.shape}")
+        if owner.shape != mine.shape:
+            raise ValueError(f"layer '{layer.name}': PERMISSIVE sharing of '{name}' between shapes "
+                             f"{owner.shape} and {mine.shape} is not supported; make the shapes equal")
+        layer.blobs[param_id] = owner         # one Blob: the data and the diff are shared, as ShareWeights does
+        k = next(i for i, b in enumerate(self.learnable_params) if b is owner)
+        owner_spec = self.layers[owner_layer].param.param[owner_id]
+        if spec.HasField("lr_mult"):
+            if owner_spec.HasField("lr_mult") and owner_spec.lr_mult != spec.lr_mult:
+                raise ValueError(f"layer '{layer.name}': shared param '{name}' has lr_mult {spec.lr_mult} but "
+                                 f"its owner has {owner_spec.lr_mult}")
+            self.params_lr[k] = spec.lr_mult
+        if spec.HasField("decay_mult"):
+            if owner_spec.HasField("decay_mult") and owner_spec.decay_mult != spec.decay_mult:
+                raise ValueError(f"layer '{layer.name}': shared param '{name}' has decay_mult {spec.decay_mult} "
+                                 f"but its owner has {owner_spec.decay_mult}")
+            self.params_weight_decay[k] = spec.decay_mult
+
+    def _prune_backward(self, force_backward):
+        """Caffe's second pass: only layers that feed a loss compute gradients; then force_backward."""
+        under_loss, skip = set(), set()
+        for layer_id in reversed(range(len(self.layers))):
+            layer = self.layers[layer_id]
+            contributes, skip_down = False, True
+            for name, weight in zip(self.top_names[layer_id], layer.loss_weights):
+                contributes |= bool(weight) or name in under_loss
+                skip_down &= name in skip
+            if self.layer_need_backward[layer_id] and skip_down:
+                self.layer_need_backward[layer_id] = False
+                self.bottom_need_backward[layer_id] = [False] * len(self.bottom_names[layer_id])
+            if not contributes:
+                self.layer_need_backward[layer_id] = False
+            for i, name in enumerate(self.bottom_names[layer_id]):
+                if contributes:
+                    under_loss.add(name)
+                else:
+                    self.bottom_need_backward[layer_id][i] = False
+                if not self.bottom_need_backward[layer_id][i]:
+                    skip.add(name)
+        if force_backward:
+            for layer_id, layer in enumerate(self.layers):
+                self.layer_need_backward[layer_id] = True
+                self.bottom_need_backward[layer_id] = [
+                    need or layer.allow_force_backward(i)
+                    for i, need in enumerate(self.bottom_need_backward[layer_id])]
+                layer.param_propagate_down = [True] * len(layer.blobs)
+
+    # ------------------------------------------------------------------ running
+    def _blobs_of(self, names):
+        return [self.blobs[n] for n in names]
+
+    def _layer_index(self, name, default):
+        if name is None:
+            return default
+        try:
+            return [l.name for l in self.layers].index(name)
+        except ValueError:
+            raise ValueError(f"no layer named '{name}' in net '{self.name}'") from None
+
+    def set_input(self, name, array):
+        """Put an array into an input blob, reshaping it (and so the net) to the array's shape."""
+        if name not in self.blobs:
+            raise ValueError(f"net '{self.name}' has no blob '{name}' (inputs: {', '.join(self.inputs) or 'none'})")
+        blob = self.blobs[name]
+        xp = blob.xp
+        array = xp.asarray(array, dtype=blob.dtype)
+        blob.reshape(*array.shape)
+        blob.data[...] = array
+
+    def forward(self, blobs=None, start=None, end=None, **inputs):
+        """Run layers start..end (by name; default all) and return {output name: data array}.
+
+        Keyword arguments fill input blobs (reshaping the net to them). `blobs` lists extra blobs to return.
+        """
+        for name, array in inputs.items():
+            self.set_input(name, array)
+        first = self._layer_index(start, 0)
+        last = self._layer_index(end, len(self.layers) - 1)
+        loss = 0.0
+        for layer_id in range(first, last + 1):
+            loss += self.layers[layer_id].run_forward(self._blobs_of(self.bottom_names[layer_id]),
+                                                      self._blobs_of(self.top_names[layer_id]))
+        self.loss = loss
+        names = list(self.outputs) if end is None else list(self.top_names[last])
+        names += [b for b in (blobs or []) if b not in names]
+        return collections.OrderedDict((n, self.blobs[n].data) for n in names)
+
+    def backward(self, diffs=None, start=None, end=None, **top_diffs):
+        """Back-propagate from end..start (default all) and return {input name: diff array}.
+
+        Loss tops start from their loss_weight; keyword arguments set the diffs of output blobs.
+        Param diffs accumulate until clear_param_diffs(), as in Caffe.
+        """
+        for name, weight in self._loss_tops:
+            self.blobs[name].diff[...] = weight
+        for name, array in top_diffs.items():
+            blob = self.blobs[name]
+            blob.diff[...] = blob.xp.asarray(array, dtype=blob.dtype)
+        first = self._layer_index(start, len(self.layers) - 1)
+        last = self._layer_index(end, 0)
+        for layer_id in range(first, last - 1, -1):
+            if self.layer_need_backward[layer_id]:
+                self.layers[layer_id].run_backward(self._blobs_of(self.top_names[layer_id]),
+                                                   self.bottom_need_backward[layer_id],
+                                                   self._blobs_of(self.bottom_names[layer_id]))
+        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
+        return collections.OrderedDict((n, self.blobs[n].diff) for n in names)
+
+    def forward_backward(self, **inputs):
+        self.forward(**inputs)
+        self.backward()
+        return self.loss
+
+    def clear_param_diffs(self):
+        for blob in self.learnable_params:
+            blob.diff[...] = 0
+
+    def reshape(self):
+        for layer_id, layer in enumerate(self.layers):
+            layer.reshape(self._blobs_of(self.bottom_names[layer_id]), self._blobs_of(self.top_names[layer_id]))
+
+    # ------------------------------------------------------------------ weights
+    def copy_from(self, path):
+        """Copy params from a .caffemodel or .caffemodel.h5 by layer name (Caffe's CopyTrainedLayersFrom).
+
+        Source layers this net lacks are ignored; this net's layers the source lacks keep their init.
+        """
+        source = netio.read_weights(path)
+        self.copy_from_proto(source, origin=path)
+
+    def copy_from_proto(self, source, origin="the weights"):
+        for src in source.layer:
+            layer = self.layer_dict.get(src.name)
+            if layer is None or not src.blobs:
+                continue
+            if len(src.blobs) != len(layer.blobs):
+                raise ValueError(f"{origin}: incompatible number of blobs for layer '{src.name}': the file has "
+                                 f"{len(src.blobs)}, the net's {layer.type} layer has {len(layer.blobs)}")
+            for i, (proto, blob) in enumerate(zip(src.blobs, layer.blobs)):
+                array = netio.blob_to_array(proto)
+                if array.shape != blob.shape:
+                    if not netio.legacy_shape_equals(proto, blob.shape):
+                        raise ValueError(
+                            f"{origin}: cannot copy param {i} of layer '{src.name}': its shape in the file is "
+                            f"{tuple(array.shape)}, the net's is {blob.shape}. To learn this layer's parameters "
+                            f"from scratch rather than copying them from a saved net, rename the layer.")
+                    array = array.reshape(blob.shape)
+                blob.data[...] = blob.xp.asarray(array, dtype=blob.dtype)
+
+    def to_proto(self, write_diff=False):
+        """The net as a NetParameter holding every layer (Split layers included) with its blobs."""
+        out = caffe_pb2.NetParameter(name=self.name)
+        for layer in self.layers:
+            lp = out.layer.add()
+            lp.CopyFrom(layer.param)
+            del lp.blobs[:]
+            for blob in layer.blobs:
+                proto = netio.array_to_blob(backend.to_cpu(blob.data))
+                if write_diff:
+                    proto.diff.extend(backend.to_cpu(blob.diff).ravel().tolist())
+                lp.blobs.add().CopyFrom(proto)
+        return out
+
+    def save(self, path):
+        """Write the weights as a binary .caffemodel, or Caffe's HDF5 layout when path ends in .h5."""
+        proto = self.to_proto()
+        if str(path).endswith(".h5"):
+            netio.write_caffemodel_h5(proto, path)
+        else:
+            netio.write_caffemodel(proto, path)
+
+    def save_hdf5(self, path):
+        netio.write_caffemodel_h5(self.to_proto(), path)
+
+    # ------------------------------------------------------------------ device
+    def to_device(self, device):
+        kind, device_id = backend.resolve_device(device)
+        return self.to_gpu(device_id) if kind == "gpu" else self.to_cpu()
+
+    def _all_blobs(self):
+        seen = {}
+        for blob in list(self.blobs.values()) + [b for l in self.layers for b in l.blobs]:
+            seen[id(blob)] = blob
+        for layer in self.layers:
+            for blob in getattr(layer, "internal_blobs", ()):
+                seen[id(blob)] = blob
+        return seen.values()
+
+    def to_gpu(self, device_id=0):
+        for blob in self._all_blobs():
+            blob.to_gpu(device_id)
+        for layer in self.layers:
+            if hasattr(layer, "on_device_change"):
+                layer.on_device_change()
+        self.device, self.device_id = "gpu", device_id
+        return self
+
+    def to_cpu(self):
+        for blob in self._all_blobs():
+            blob.to_cpu()
+        for layer in self.layers:
+            if hasattr(layer, "on_device_change"):
+                layer.on_device_change()
+        self.device, self.device_id = "cpu", None
+        return self
+
+    def __repr__(self):
+        return f"<Net '{self.name}' ({self.phase}): {len(self.layers)} layers, {len(self.blobs)} blobs>"

@@ -1,0 +1,25 @@
+"""Shared fixtures: where ../shared lives, and the device parameter that skips the GPU without CUDA."""
+import os
+import pathlib
+
+import pytest
+
+from layers import backend
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = pathlib.Path(os.environ.get("FCN_SHARED", ROOT.parent / "shared"))
+GOLDEN = SHARED / "caffe-golden"
+FIXTURES = SHARED / "fixtures"
+REFERENCE = SHARED / "reference" / "fcn-prototxt"
+
+gpu = pytest.mark.skipif(not backend.cuda_available(), reason="needs CuPy and a CUDA device")
+
+
+@pytest.fixture(params=["cpu", pytest.param("gpu", marks=gpu)])
+def device(request):
+    """Run a test body on the CPU, and on the GPU where one exists."""
+    return request.param
+
+
+def pytest_report_header(config):
+    return f"shared data: {SHARED} ({'found' if SHARED.exists() else 'MISSING'}); cuda: {backend.cuda_available()}"

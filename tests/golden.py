@@ -1,0 +1,79 @@
+"""Read a caffe-golden case and compare a Net against what real Caffe computed (tolerances: its README)."""
+import h5py
+import numpy
+
+from layers import Net, backend
+
+# blob values that are pure data movement must match bit for bit
+EXACT_TYPES = {"Crop", "Concat", "Flatten", "Reshape", "Split", "ArgMax", "Threshold", "DummyData", "Silence"}
+
+
+class Case:
+    def __init__(self, path):
+        self.path = path
+        with h5py.File(path, "r") as f:
+            self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+            self.groups = {}
+            for group in ("inputs", "outputs", "top_diffs", "diffs"):
+                self.groups[group] = {k: f[group][k][()] for k in f[group]} if group in f else {}
+            for group in ("params", "param_diffs"):
+                self.groups[group] = ({layer: [f[group][layer][str(i)][()] for i in range(len(f[group][layer]))]
+                                       for layer in f[group]} if group in f else {})
+        self.name = path.stem
+        self.prototxt = self.attrs["prototxt"]
+        self.phase = self.attrs.get("phase", "TEST")
+
+    def __getattr__(self, group):
+        try:
+            return self.__dict__["groups"][group]
+        except KeyError:
+            raise AttributeError(group) from None
+
+    def layer_types(self):
+        from netspec import io
+        return [l.type for l in io.read_net(self.prototxt).layer]
+
+
+def assert_close(actual, expected, what, kind):
+    """kind: 'forward' (rtol 1e-5), 'gradient' (rtol 1e-4) or 'exact'."""
+    actual = numpy.asarray(backend.to_cpu(actual), dtype=numpy.float64)
+    expected = numpy.asarray(expected, dtype=numpy.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, Caffe has {expected.shape}"
+    if kind == "exact":
+        bad = actual != expected
+        assert not bad.any(), (f"{what}: {int(bad.sum())} values differ from Caffe's "
+                               f"(max |diff| {numpy.abs(actual - expected).max():.3g}), expected an exact match")
+        return
+    rtol, floor = (1e-5, 1e-6) if kind == "forward" else (1e-4, 1e-5)
+    atol = floor * (numpy.abs(expected).max() if expected.size else 0)
+    err = numpy.abs(actual - expected)
+    bad = err > atol + rtol * numpy.abs(expected)
+    assert not bad.any(), (f"{what}: {int(bad.sum())} of {bad.size} values off (max |diff| {err.max():.3g}, "
+                           f"max |Caffe| {numpy.abs(expected).max():.3g})")
+
+
+def run_case(case, device="cpu"):
+    """Build the case's net, load its params and inputs, run forward (and backward), compare everything."""
+    net = Net(case.prototxt, phase=case.phase)
+    for layer, arrays in case.params.items():
+        for blob, array in zip(net.params[layer], arrays):
+            blob.data[...] = array
+    if device == "gpu":
+        net.to_gpu()
+    net.forward(**case.inputs)
+    producers = {}
+    for layer, tops in zip(net.layers, net.top_names):
+        for t in tops:
+            producers[t] = layer.type
+    for name, expected in case.outputs.items():
+        kind = "exact" if producers.get(name) in EXACT_TYPES else "forward"
+        assert_close(net.blobs[name].data, expected, f"{case.name}: forward blob '{name}'", kind)
+    if not case.attrs.get("has_backward", True) or not case.diffs:
+        return net
+    net.backward(**case.top_diffs)
+    for name, expected in case.diffs.items():
+        assert_close(net.blobs[name].diff, expected, f"{case.name}: diff of blob '{name}'", "gradient")
+    for layer, arrays in case.param_diffs.items():
+        for i, (blob, expected) in enumerate(zip(net.params[layer], arrays)):
+            assert_close(blob.diff, expected, f"{case.name}: diff of param {i} of layer '{layer}'", "gradient")
+    return net
