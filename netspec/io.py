@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from netspec import caffe_pb2 as pb
 from netspec.errors import CaffeFormatError
-from netspec.upgrade import upgrade_net, upgrade_solver
+from netspec.upgrade import net_needs_upgrade, upgrade_net, upgrade_solver
 
 __all__ = [
     "read_net", "read_solver", "parse_text", "to_text", "write_text",
@@ -39,7 +39,7 @@ def read_net(src):
     if isinstance(src, pb.NetParameter):
         return upgrade_net(src)
     text, source = _text_and_source(src)
-    return upgrade_net(parse_text(text, pb.NetParameter, source), source)
+    return _upgraded(parse_text(text, pb.NetParameter, source), source)
 
 
 def read_solver(src):
@@ -110,22 +110,16 @@ def _read_text_file(path):
 _LOCATION = re.compile(r"^\d+:\d+ : ")
 _QUOTED_LINE = re.compile(r"^'.*?': ")  # protobuf repeats the offending line; we give line:col
 _UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
-_UNKNOWN_ENUM = re.compile(r"has no value named (\w+)(?: for field (\w+))?")
 
 
 def _text_error(e, source):
     detail = _QUOTED_LINE.sub("", _LOCATION.sub("", str(e)))
     line, column = e.GetLine(), e.GetColumn()
     where = f"{source}:{line}:{column}" if line is not None else source
-    field = None
     match = _UNKNOWN_FIELD.search(detail)
-    if match:
-        field = match.group(1)
+    field = match.group(1) if match else None
+    if field:
         detail += f" (unknown field '{field}': check its spelling and the message it sits in)"
-    else:
-        match = _UNKNOWN_ENUM.search(detail)
-        if match:
-            field = match.group(2) or match.group(1)
     return CaffeFormatError(f"{where}: {detail}", source, line, column, field)
 
 
@@ -139,7 +133,12 @@ def read_caffemodel(path):
         size = os.path.getsize(path)
         why = "the file is empty" if size == 0 else (_binary_hint(_read_bytes(path)) or "not a .caffemodel?")
         raise CaffeFormatError(f"{path}: parsed as a NetParameter with no layers ({size} bytes): {why}", path)
-    return upgrade_net(net, path)
+    return _upgraded(net, path)
+
+
+def _upgraded(net, source):
+    # upgrade_net copies; a freshly parsed current-format net (maybe 500 MB of VGG) needs no copy.
+    return upgrade_net(net, source) if net_needs_upgrade(net) else net
 
 
 def write_caffemodel(net_param, path):
@@ -196,11 +195,10 @@ def read_caffemodel_h5(path):
     order with `name` and `blobs` only (and blob diffs from diff/<layer>/<i> when saved).
     Weights are matched to a net by layer name, as Caffe does.
     """
-    h5py = _h5py()
     path = os.fspath(path)
     _require_hdf5(path)
-    with h5py.File(path, "r") as f:
-        if "data" not in f or not isinstance(f["data"], h5py.Group):
+    with _reading_h5(path) as f:
+        if "data" not in f or not hasattr(f["data"], "items"):
             raise CaffeFormatError(f"{path}: no 'data' group, so not Caffe HDF5 weights "
                                    f"(expected data/<layer>/<blob index>)", path)
         diffs = f["diff"] if "diff" in f else {}
@@ -208,7 +206,7 @@ def read_caffemodel_h5(path):
         for name, group in f["data"].items():
             layer = net.layer.add(name=name)
             diff_group = diffs[name] if name in diffs else {}
-            for i, key in enumerate(_blob_keys(group, path, name)):
+            for key in _blob_keys(group, path, name):
                 blob = layer.blobs.add()
                 if key is None:
                     continue  # a shared param that only its owner layer saved; left empty
@@ -241,6 +239,8 @@ def write_caffemodel_h5(net_param, path, write_diff=False):
                 group = data.create_group(layer.name)
                 diff_group = diff.create_group(layer.name) if write_diff else None
                 for i, blob in enumerate(layer.blobs):
+                    if not (len(blob.data) or len(blob.double_data)):
+                        continue  # a shared param: Caffe saves it under its owner layer only
                     values = blob_to_array(blob)
                     group.create_dataset(str(i), data=values)
                     if write_diff:
@@ -279,8 +279,7 @@ def _float_array(values):
 # ---- HDF5 solver state (SGDSolver::SnapshotSolverStateToHDF5) ---------------------------------
 
 def _read_solverstate_h5(path):
-    h5py = _h5py()
-    with h5py.File(path, "r") as f:
+    with _reading_h5(path) as f:
         for key in ("iter", "history"):
             if key not in f:
                 raise CaffeFormatError(f"{path}: HDF5 solver state without '{key}' "
@@ -319,6 +318,17 @@ def _save_c_string(f, name, text):
     kind.set_strpad(h5py.h5t.STR_NULLTERM)
     dataset = h5py.h5d.create(f.id, name.encode(), kind, h5py.h5s.create(h5py.h5s.SCALAR))
     dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array(raw, dtype=f"S{len(raw) + 1}"))
+
+
+@contextlib.contextmanager
+def _reading_h5(path):
+    """h5py.File(path, "r"), with h5py's OSError for a damaged file turned into CaffeFormatError."""
+    try:
+        with _h5py().File(path, "r") as f:
+            yield f
+    except OSError as e:
+        raise CaffeFormatError(f"{path}: cannot read it as HDF5 ({e}); the file is damaged or truncated",
+                               path) from None
 
 
 def _h5py():

@@ -44,19 +44,26 @@ V0_LAYER_TYPES = {
     "tanh": V1.TANH, "window_data": V1.WINDOW_DATA,
 }
 
+
+def _conv_ip(field):
+    return {"conv": f"convolution_param.{field}", "innerproduct": f"inner_product_param.{field}"}
+
+
+def _conv_pool(field):
+    return {"conv": f"convolution_param.{field}", "pool": f"pooling_param.{field}"}
+
+
 # UpgradeV0LayerParameter as a table: V0 field -> {V0 type: "<v1 *_param>.<field>"}.
 # The key None means "any layer type" (Caffe moves these into transform_param unconditionally).
-_CONV_IP = lambda field: {"conv": f"convolution_param.{field}", "innerproduct": f"inner_product_param.{field}"}  # noqa: E731
-_CONV_POOL = lambda field: {"conv": f"convolution_param.{field}", "pool": f"pooling_param.{field}"}  # noqa: E731
 V0_FIELD_TARGETS = {
-    "num_output": _CONV_IP("num_output"),
-    "biasterm": _CONV_IP("bias_term"),
-    "weight_filler": _CONV_IP("weight_filler"),
-    "bias_filler": _CONV_IP("bias_filler"),
-    "pad": _CONV_POOL("pad"),
-    "kernelsize": _CONV_POOL("kernel_size"),
+    "num_output": _conv_ip("num_output"),
+    "biasterm": _conv_ip("bias_term"),
+    "weight_filler": _conv_ip("weight_filler"),
+    "bias_filler": _conv_ip("bias_filler"),
+    "pad": _conv_pool("pad"),
+    "kernelsize": _conv_pool("kernel_size"),
     "group": {"conv": "convolution_param.group"},
-    "stride": _CONV_POOL("stride"),
+    "stride": _conv_pool("stride"),
     "pool": {"pool": "pooling_param.pool"},  # same enum numbering in V0 and PoolingParameter
     "dropout_ratio": {"dropout": "dropout_param.dropout_ratio"},
     "local_size": {"lrn": "lrn_param.local_size"},
@@ -99,7 +106,7 @@ SOLVER_TYPES = {
 
 def net_needs_upgrade(net):
     """True when `net` uses any deprecated form that upgrade_net rewrites."""
-    return bool(len(net.layers) or len(net.input) or _needs_batch_norm_upgrade(net))
+    return bool(len(net.layers) or _has_input_fields(net) or _needs_batch_norm_upgrade(net))
 
 
 def upgrade_net(net, source="<net>"):
@@ -114,7 +121,7 @@ def upgrade_net(net, source="<net>"):
     _upgrade_data_transform(out)
     if len(out.layers):
         out = _upgrade_v1_net(out, source)
-    if len(out.input) or len(out.input_shape) or len(out.input_dim):
+    if _has_input_fields(out):
         _upgrade_input(out, source)
     _upgrade_batch_norm(out)
     return out
@@ -298,6 +305,10 @@ def _upgrade_v1_layer(v1, out, source):
 
 
 # ---- input fields -> Input layer --------------------------------------------------------------
+
+def _has_input_fields(net):
+    return bool(len(net.input) or len(net.input_shape) or len(net.input_dim))
+
 
 def _upgrade_input(net, source):
     """In place: turn input + input_shape/input_dim into a first layer "input" of type Input."""
