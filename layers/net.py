@@ -33,10 +33,13 @@ class Net:
       net: a prototxt path, prototxt text or a NetParameter
       weights: a .caffemodel / .caffemodel.h5 path (or a list of them) copied in by layer name
       device: None/'cpu', 'gpu', 'gpu:N' or a GPU id
+      base_dir: a folder that layers reading files (HDF5Data sources) try before the working directory
     """
 
-    def __init__(self, net, phase="TEST", weights=None, stages=(), level=0, device=None, dtype=numpy.float32):
+    def __init__(self, net, phase="TEST", weights=None, stages=(), level=0, device=None, dtype=numpy.float32,
+                 base_dir=None):
         self.phase = _phase_name(phase)
+        self.base_dir = base_dir
         self.source = net if isinstance(net, str) and "\n" not in net and os.path.exists(net) else None
         param = netio.read_net(net)
         state = caffe_pb2.NetState(phase=getattr(caffe_pb2, self.phase), level=level, stage=list(stages))
@@ -141,8 +144,13 @@ class Net:
                 blob_need_backward[name] = need_backward
 
         self._prune_backward(force_backward)
-        consumed = {n for names in self.bottom_names for n in names}
-        self.outputs = [n for n in self.blobs if n not in consumed]
+        # Caffe's available_blobs: a layer consumes its bottoms, then (re)produces its tops, so the blob of an
+        # in-place layer (ReLU, Dropout) is still a net output
+        available = set()
+        for bottoms, tops in zip(self.bottom_names, self.top_names):
+            available.difference_update(bottoms)
+            available.update(tops)
+        self.outputs = [n for n in self.blobs if n in available]
         self.layer_dict = collections.OrderedDict((l.name, l) for l in self.layers)
         self.params = collections.OrderedDict((l.name, l.blobs) for l in self.layers if l.blobs)
 
