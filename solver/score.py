@@ -1,0 +1,225 @@
+"""Segmentation scores: the confusion histogram and the FCN paper's four metrics (section 5), and test-net
+evaluation as the reference score.py does it (fast_hist, compute_hist, seg_tests, do_seg_tests).
+
+With n_ij the number of pixels of class i predicted as class j, t_i = sum_j n_ij the pixels of class i:
+  pixel accuracy      sum_i n_ii / sum_i t_i
+  mean accuracy       (1/n_cl) sum_i n_ii / t_i
+  mean IU             (1/n_cl) sum_i n_ii / (t_i + sum_j n_ji - n_ii)
+  frequency weighted  (sum_k t_k)^-1 sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii)
+As in the reference, the means are nanmeans: a class absent from both label and prediction has IU 0/0 = NaN and
+is left out (a class predicted but absent from the label has IU 0 and counts); a class absent from the label has
+accuracy NaN. Pixels whose label is outside [0, n) (255 = void) are not counted.
+
+Command line (a val/test net with its data layer, or a deploy net with image and label folders):
+  python -m solver.score VAL.prototxt WEIGHTS [--split ids.txt] [--save DIR] [--layer score --gt label] [--gpu N]
+  python -m solver.score DEPLOY.prototxt WEIGHTS --images DIR --labels DIR --split ids.txt [--mean B,G,R]
+"""
+import argparse
+import datetime
+import os
+import sys
+import time
+import warnings
+
+import numpy
+
+from layers import backend
+from solver.solver import share_trained_layers
+
+VOC_MEAN = (104.00698793, 116.66876762, 122.67891434)
+
+
+def fast_hist(label, prediction, n):
+    """The n x n confusion histogram: rows are the label (ground truth), columns the prediction.
+
+    Pixels whose label is outside [0, n) (void, 255) are skipped, as the reference does.
+    """
+    label = numpy.asarray(label).ravel()
+    prediction = numpy.asarray(prediction).ravel()
+    if label.shape != prediction.shape:
+        raise ValueError(f"fast_hist: the label has {label.size} pixels but the prediction has {prediction.size}")
+    k = (label >= 0) & (label < n)
+    pred = prediction[k].astype(numpy.int64)
+    if pred.size and (pred.min() < 0 or pred.max() >= n):
+        raise ValueError(f"fast_hist: predictions span {pred.min()}..{pred.max()}, outside [0, {n})")
+    return numpy.bincount(n * label[k].astype(numpy.int64) + pred, minlength=n ** 2).reshape(n, n)
+
+
+def compute_scores(hist):
+    """The four metrics and per-class IU/accuracy of a confusion histogram (see the module docstring)."""
+    hist = numpy.asarray(hist, dtype=numpy.float64)
+    if hist.ndim != 2 or hist.shape[0] != hist.shape[1]:
+        raise ValueError(f"compute_scores needs a square histogram, got shape {hist.shape}")
+    diag = numpy.diag(hist)
+    with numpy.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # nanmean of all-NaN: an empty histogram
+        acc = diag / hist.sum(1)
+        iu = diag / (hist.sum(1) + hist.sum(0) - diag)
+        freq = hist.sum(1) / hist.sum()
+        return {
+            "pixel_accuracy": float(diag.sum() / hist.sum()),
+            "mean_accuracy": float(numpy.nanmean(acc)),
+            "mean_iu": float(numpy.nanmean(iu)),
+            "fwavacc": float((freq[freq > 0] * iu[freq > 0]).sum()) if hist.sum() else float("nan"),
+            "per_class_iu": iu,
+            "per_class_accuracy": acc,
+        }
+
+
+# ---------------------------------------------------------------- test-net evaluation, as the reference
+def _cpu(array):
+    return numpy.asarray(backend.to_cpu(array))
+
+
+def save_prediction(prediction, path):
+    from solver.palette import save_label
+    return save_label(prediction, path)
+
+
+def compute_hist(net, save_dir, dataset, layer="score", gt="label", loss="loss"):
+    """Run the net once per id in `dataset` and return (histogram, mean loss).
+
+    The net's data layer walks its own split; `dataset` gives the count and the names of saved predictions
+    (palette PNGs of the class indices, save_dir/{id}.png). The mean loss is NaN when the net has no `loss` blob.
+    """
+    if layer not in net.blobs or gt not in net.blobs:
+        raise ValueError(f"net '{net.name}' has no blob '{layer if layer not in net.blobs else gt}' to score "
+                         f"(blobs: {', '.join(net.blobs)}); set layer= and gt=")
+    n_cl = net.blobs[layer].channels
+    if save_dir:
+        os.makedirs(save_dir, exist_ok=True)
+    hist = numpy.zeros((n_cl, n_cl))
+    total_loss = 0.0
+    for sample_id in dataset:
+        net.forward()
+        prediction = _cpu(net.blobs[layer].data[0].argmax(0))
+        hist += fast_hist(_cpu(net.blobs[gt].data[0, 0]), prediction, n_cl)
+        if save_dir:
+            save_prediction(prediction, os.path.join(save_dir, f"{sample_id}.png"))
+        total_loss += float(_cpu(net.blobs[loss].data).ravel()[0]) if loss in net.blobs else float("nan")
+    return hist, total_loss / max(len(dataset), 1)
+
+
+def do_seg_tests(net, iteration, save_format, dataset, layer="score", gt="label", log=print):
+    """Score `net` over `dataset`, print the reference's '>>> time Iteration N ...' lines, return the scores
+    (compute_scores' dict plus 'hist', 'loss' and 'iteration'). save_format.format(iteration) names the folder
+    predictions go to (a false save_format saves none)."""
+    save_dir = save_format.format(iteration) if save_format else False
+    hist, loss = compute_hist(net, save_dir, list(dataset), layer, gt)
+    scores = compute_scores(hist)
+    for what, value in (("loss", loss), ("overall accuracy", scores["pixel_accuracy"]),
+                        ("per-class accuracy", scores["per_class_accuracy"]),
+                        ("mean accuracy", scores["mean_accuracy"]), ("per-class IU", scores["per_class_iu"]),
+                        ("mean IU", scores["mean_iu"]), ("fwavacc", scores["fwavacc"])):
+        log(f">>> {datetime.datetime.now()} Iteration {iteration} {what} {value}")
+    return {**scores, "hist": hist, "loss": loss, "iteration": iteration}
+
+
+def seg_tests(solver_or_net, save_format, dataset, layer="score", gt="label", log=print):
+    """Score the solver's first test net (sharing the train net's weights) at the solver's iteration, or a Net
+    as it is. Returns do_seg_tests' scores dict. `dataset` is the list of ids the test net's data layer walks."""
+    solver = solver_or_net if hasattr(solver_or_net, "net") and hasattr(solver_or_net, "iter") else None
+    if solver is None:
+        return do_seg_tests(solver_or_net, 0, save_format, dataset, layer, gt, log)
+    test_nets = getattr(solver, "test_nets", None)
+    if not test_nets:
+        raise ValueError("seg_tests: the solver has no test net; give its solver.prototxt a test_net (or "
+                         "test_net_param), or pass a Net to score")
+    log(f">>> {datetime.datetime.now()} Begin seg tests")
+    share_trained_layers(test_nets[0], solver.net)       # pycaffe's test_nets[0].share_with(solver.net)
+    return do_seg_tests(test_nets[0], solver.iter, save_format, dataset, layer, gt, log)
+
+
+def seg_test_callback(every, save_format, dataset, layer="score", gt="label", log=print):
+    """A solver callback that runs seg_tests each time the iteration is a multiple of `every`, as solve.py's
+    `solver.step(every); score.seg_tests(...)` loop does; the scores of every run go to its `history` list.
+
+        solver.add_callback(seg_test_callback(4000, "segs/{}", val_ids))      # then solver.step(100000)
+    """
+    def callback(solver):
+        if solver.iter > 0 and solver.iter % every == 0:
+            callback.history.append(seg_tests(solver, save_format, dataset, layer, gt, log))
+    callback.history = []
+    return callback
+
+
+# ---------------------------------------------------------------- a deploy net over image and label folders
+def score_folder(net, samples, mean=VOC_MEAN, layer=None, input_name=None, save_dir=None):
+    """Score a deploy net on (id, image path, label path) samples; labels are PNGs of class indices (255 =
+    void). Returns the histogram; predictions go to save_dir/{id}.png when save_dir is set."""
+    from layers.data.seg_folder import read_label
+    from solver.infer import infer, load_image, score_blob
+    layer = score_blob(net, layer)
+    n_cl = net.blobs[layer].channels
+    hist = numpy.zeros((n_cl, n_cl))
+    if save_dir:
+        os.makedirs(save_dir, exist_ok=True)
+    for sample_id, image_path, label_path in samples:
+        prediction, _ = infer(net, load_image(image_path), mean, layer=layer, input_name=input_name)
+        label = read_label(label_path)
+        if label.shape != prediction.shape:
+            raise ValueError(f"label {label_path} is {label.shape} but image {image_path} is {prediction.shape}")
+        hist += fast_hist(label, prediction, n_cl)
+        if save_dir:
+            save_prediction(prediction, os.path.join(save_dir, f"{sample_id}.png"))
+    return hist
+
+
+def _read_ids(path):
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _find(folder, sample_id, exts):
+    for ext in exts:
+        path = os.path.join(folder, sample_id + ext)
+        if os.path.isfile(path):
+            return path
+    raise SystemExit(f"no file for id {sample_id!r} in {folder} (tried {', '.join(exts)})")
+
+
+def main(argv=None):
+    from layers import Net
+    from solver.infer import parse_mean
+    parser = argparse.ArgumentParser(prog="python -m solver.score", description=__doc__.split("\n\n")[0])
+    parser.add_argument("net", help="a val/test prototxt with a data layer, or a deploy prototxt with an Input")
+    parser.add_argument("weights", help=".caffemodel or .caffemodel.h5")
+    parser.add_argument("--split", help="ids, one a line (default for a val net: its data layer's split)")
+    parser.add_argument("--images", help="deploy net: folder of images {id}.jpg/.png")
+    parser.add_argument("--labels", help="deploy net: folder of label PNGs {id}.png (class indices, 255 = void)")
+    parser.add_argument("--mean", default=",".join(map(str, VOC_MEAN)), help="deploy net: BGR mean (B,G,R)")
+    parser.add_argument("--layer", default="score", help="the score blob (default: score)")
+    parser.add_argument("--gt", default="label", help="val net: the label blob (default: label)")
+    parser.add_argument("--save", help="write each prediction as a palette PNG into this folder")
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (default: CPU)")
+    args = parser.parse_args(argv)
+
+    net = Net(args.net, phase="TEST", weights=args.weights, device=args.gpu)
+    start = time.perf_counter()
+    if net.inputs:                          # a deploy net: the images come from folders
+        if not (args.images and args.labels and args.split):
+            parser.error(f"{args.net} is a deploy net (inputs: {', '.join(net.inputs)}): give --images, --labels "
+                         f"and --split")
+        ids = _read_ids(args.split)
+        samples = [(i, _find(args.images, i, (".jpg", ".jpeg", ".png", ".bmp")), _find(args.labels, i, (".png",)))
+                   for i in ids]
+        hist = score_folder(net, samples, parse_mean(args.mean), args.layer, save_dir=args.save)
+        scores = compute_scores(hist)
+        for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwavacc"):
+            print(f"{key} {scores[key]:.4f}")
+        print(f"per_class_iu {numpy.array2string(scores['per_class_iu'], precision=4)}")
+    else:
+        if args.split:
+            ids = _read_ids(args.split)
+        else:
+            data = next((l for l in net.layers if hasattr(l, "indices")), None)
+            if data is None:
+                parser.error("give --split: the net has no data layer whose split could be used")
+            ids = list(data.indices)
+        scores = do_seg_tests(net, 0, args.save, ids, args.layer, args.gt)
+    print(f"scored {len(ids)} image(s) in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return scores
+
+
+if __name__ == "__main__":
+    main()
