@@ -8,6 +8,11 @@ from layers.base import Layer, LossLayer
 from layers.registry import create_layer, known_types, register
 
 from layers import convolution, inner_product, input, pooling, relu, softmax, softmax_with_loss, split  # noqa: F401
+from layers import bias, concat, crop, deconvolution, dropout, dummy_data, eltwise, flatten, reshape, scale, silence  # noqa: F401
+from layers import accuracy, argmax, exp, log, lrn, power, python_layer, threshold  # noqa: F401
+from layers import data  # noqa: F401
+
+from layers import hdf5_data  # noqa: F401
 
 from layers.net import Net  # noqa: E402
 

@@ -65,8 +65,10 @@ class Layer:
 
     # -- helpers for subclasses
     def add_param_blob(self, shape, dtype, value=None):
-        blob = Blob(*shape, dtype=dtype)
-        if value is not None:
+        blob = Blob(*shape, dtype=dtype)       # zeros from calloc: no pages touched yet
+        if value is not None and getattr(value, "shape", None) == tuple(shape):
+            blob.data = value                 # take the filled array as is: no second write of a big blob
+        elif value is not None:
             blob.data[...] = value
         self.blobs.append(blob)
         return blob

@@ -45,6 +45,8 @@ def fill(filler, shape, dtype=numpy.float32, rng=None):
     shape = tuple(int(s) for s in shape)
     kind = filler.type
     if kind == "constant":
+        if filler.value == 0:
+            return numpy.zeros(shape, dtype=dtype)      # calloc'd: VGG-sized zero weights cost no time or pages
         return numpy.full(shape, filler.value, dtype=dtype)
     if kind == "uniform":
         return rng.uniform(filler.min, filler.max, shape).astype(dtype)

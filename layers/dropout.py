@@ -1,0 +1,43 @@
+"""Dropout layer ("Dropout"): in TRAIN, keep each element with probability 1 - dropout_ratio and scale the kept
+ones by 1 / (1 - dropout_ratio); in TEST, the identity. Semantics: caffe dropout_layer.cpp (element-wise, not
+channel-wise as pytorch-fcn's Dropout2d). Usually in place (FCN's drop6/drop7). The mask is drawn by the array
+module's global generator (numpy.random / cupy.random), so seeding that makes a run repeatable."""
+from layers.base import Layer
+from layers.registry import register
+
+
+@register("Dropout")
+class DropoutLayer(Layer):
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def setup(self, bottom, top):
+        self.ratio = self.param.dropout_param.dropout_ratio
+        if not 0 <= self.ratio < 1:
+            raise self.error(f"dropout_param.dropout_ratio must be in [0, 1), got {self.ratio}")
+        self.scale = 1.0 / (1.0 - self.ratio)
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(*bottom[0].shape)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        if self.phase != "TRAIN":
+            if top[0] is not bottom[0]:
+                top[0].data[...] = x
+            return
+        xp = self.xp(bottom[0])
+        keep = xp.random.random_sample(x.shape) >= self.ratio      # Bernoulli(1 - ratio)
+        self.mask = keep.astype(x.dtype) * x.dtype.type(self.scale)   # 0 or 1/(1 - ratio)
+        top[0].data[...] = x * self.mask
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = top[0].diff
+        if self.phase != "TRAIN":
+            if top[0] is not bottom[0]:
+                bottom[0].diff[...] = dy
+            return
+        bottom[0].diff[...] = dy * self.mask
