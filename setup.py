@@ -1,5 +1,14 @@
 """fcn-caffe: a Caffe-faithful engine in Python (numpy, optional CuPy) that reproduces FCN."""
+import glob
+import os
+
 from setuptools import setup
+
+# The FCN model zoo (prototxt/: net.py files, generated nets, zoo.py, README) installs as data under
+# <prefix>/share/fcn-caffe/prototxt/, keeping its layout so that every net.py still finds ../zoo.py.
+ZOO = [(os.path.join("share", "fcn-caffe", folder.rstrip("/")),
+        sorted(f for pattern in ("*.py", "*.prototxt", "*.md") for f in glob.glob(os.path.join(folder, pattern))))
+       for folder in ["prototxt", *sorted(glob.glob("prototxt/*/"))]]
 
 setup(
     name="fcn-caffe",
@@ -8,7 +17,7 @@ setup(
     python_requires=">=3.9",
     packages=["netspec", "layers", "solver", "weights"],
     package_data={"netspec": ["caffe.proto"]},
-    data_files=[],
+    data_files=ZOO,
     include_package_data=True,
     install_requires=["numpy>=1.22", "scipy>=1.8", "protobuf>=7.35.1,<8", "h5py>=3.6", "pillow>=9.0"],
     extras_require={

@@ -14,6 +14,7 @@ from netspec.io import (
 from netspec.rules import filter_net, state_meets_rule
 from netspec.splits import insert_splits
 from netspec.upgrade import upgrade_net, upgrade_solver
+from netspec.spec import NetSpec, Top, Function, layers, params, to_proto, layers as L, params as P
 
 __all__ = [
     "caffe_pb2", "CaffeFormatError", "NetDefinitionError",
