@@ -1,0 +1,117 @@
+"""Caffe's six update rules (cf. caffe/src/caffe/solvers/*_solver.cpp, ComputeUpdateValue), written once with xp.
+
+Each turns the (clipped, normalized, regularized) diff of a learnable param into the update that Net's update
+subtracts, with local_rate = rate * lr_mult, and keeps its history in self.history: one array per learnable param
+(in net.learnable_params order), two for AdaDelta and Adam (the second set after the first), as Caffe's
+history_ is laid out in the .solverstate.
+"""
+import numpy
+
+from solver.solver import Solver
+
+f32 = numpy.float32
+
+
+class SGDSolver(Solver):
+    """Stochastic gradient descent with momentum: h = momentum * h + local_rate * g; update = h."""
+    type = "SGD"
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        h = self.history_of(param_id)
+        h *= f32(self.param.momentum)
+        h += self.local_rate(param_id, rate) * blob.diff
+        blob.diff[...] = h
+
+
+class NesterovSolver(Solver):
+    """Nesterov's accelerated gradient: step back along the old momentum, then over the new one."""
+    type = "Nesterov"
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        momentum = f32(self.param.momentum)
+        h = self.history_of(param_id)
+        previous = h.copy()
+        h *= momentum
+        h += self.local_rate(param_id, rate) * blob.diff
+        blob.diff[...] = (f32(1) + momentum) * h - momentum * previous
+
+
+class AdaGradSolver(Solver):
+    """AdaGrad: h += g^2; update = local_rate * g / (sqrt(h) + delta)."""
+    type = "AdaGrad"
+
+    def check_param(self):
+        if self.param.momentum != 0:
+            raise ValueError(f"{self.where}: momentum cannot be used with AdaGrad (set momentum: 0)")
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        xp, g = blob.xp, blob.diff
+        h = self.history_of(param_id)
+        h += g * g
+        blob.diff[...] = self.local_rate(param_id, rate) * (g / (xp.sqrt(h) + f32(self.param.delta)))
+
+
+class RMSPropSolver(Solver):
+    """RMSProp: h = rms_decay * h + (1 - rms_decay) * g^2; update = local_rate * g / (sqrt(h) + delta)."""
+    type = "RMSProp"
+
+    def check_param(self):
+        if self.param.momentum != 0:
+            raise ValueError(f"{self.where}: momentum cannot be used with RMSProp (set momentum: 0)")
+        if not 0 <= self.param.rms_decay < 1:
+            raise ValueError(f"{self.where}: rms_decay must be in [0, 1), got {self.param.rms_decay:g}")
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        xp, g = blob.xp, blob.diff
+        decay = f32(self.param.rms_decay)
+        h = self.history_of(param_id)
+        h *= decay
+        h += (f32(1) - decay) * (g * g)
+        blob.diff[...] = self.local_rate(param_id, rate) * (g / (xp.sqrt(h) + f32(self.param.delta)))
+
+
+class AdaDeltaSolver(Solver):
+    """AdaDelta: scale g by sqrt((delta + E[dx^2]) / (delta + E[g^2])), both running means with `momentum`."""
+    type = "AdaDelta"
+    history_slots = 2
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        xp, g = blob.xp, blob.diff
+        momentum, delta = f32(self.param.momentum), f32(self.param.delta)
+        grad_history = self.history_of(param_id)
+        update_history = self.history_of(param_id + len(self.net.learnable_params))
+        grad_history *= momentum
+        grad_history += (f32(1) - momentum) * (g * g)
+        g *= xp.sqrt((delta + update_history) / (delta + grad_history))
+        update_history *= momentum
+        update_history += (f32(1) - momentum) * (g * g)
+        g *= self.local_rate(param_id, rate)
+
+
+class AdamSolver(Solver):
+    """Adam: m and v running means of g and g^2 (momentum, momentum2), bias-corrected by the step count."""
+    type = "Adam"
+    history_slots = 2
+
+    def compute_update_value(self, param_id, rate):
+        blob = self.net.learnable_params[param_id]
+        xp, g = blob.xp, blob.diff
+        beta1, beta2 = f32(self.param.momentum), f32(self.param.momentum2)
+        t = self.iter + 1
+        correction = f32(numpy.sqrt(f32(1) - float(beta2) ** t) / (f32(1) - float(beta1) ** t))
+        m = self.history_of(param_id)
+        v = self.history_of(param_id + len(self.net.learnable_params))
+        m *= beta1
+        m += (f32(1) - beta1) * g
+        v *= beta2
+        v += (f32(1) - beta2) * (g * g)
+        blob.diff[...] = (self.local_rate(param_id, rate) * correction) * (m / (xp.sqrt(v) + f32(self.param.delta)))
+
+
+SOLVERS = {cls.type: cls for cls in (SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver,
+                                     AdamSolver)}
