@@ -5,6 +5,8 @@ array-module (`xp`) generic code, or implement `forward_cpu`/`forward_gpu` (the 
 The Net calls only the `run_*` wrappers, which are never overridden.
 Bottom diffs are assigned; param diffs accumulate (`+=`), as in Caffe.
 """
+import os
+
 import numpy
 
 from layers import backend
@@ -76,6 +78,17 @@ class Layer:
     @staticmethod
     def xp(blob):
         return backend.get_array_module(blob.data)
+
+    def resolve_path(self, path):
+        """A relative path from the net definition: under the net's base_dir if it exists there (the solver's or
+        prototxt's folder), else as written (the working directory, as Caffe). Unresolvable paths come back as
+        written so that the caller's error names them."""
+        base = getattr(getattr(self, "net", None), "base_dir", None)
+        if path and base and not os.path.isabs(path):
+            candidate = os.path.join(base, path)
+            if os.path.exists(candidate):
+                return candidate
+        return path
 
     def error(self, message):
         return ValueError(f"{self.type} layer '{self.name}': {message}")

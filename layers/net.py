@@ -33,14 +33,19 @@ class Net:
       net: a prototxt path, prototxt text or a NetParameter
       weights: a .caffemodel / .caffemodel.h5 path (or a list of them) copied in by layer name
       device: None/'cpu', 'gpu', 'gpu:N' or a GPU id
-      base_dir: a folder that layers reading files (HDF5Data sources) try before the working directory
+      base_dir: a folder that layers reading files (data sources) try before the working directory; by default
+        the prototxt's folder (the solver passes its own folder)
     """
 
     def __init__(self, net, phase="TEST", weights=None, stages=(), level=0, device=None, dtype=numpy.float32,
                  base_dir=None):
         self.phase = _phase_name(phase)
-        self.base_dir = base_dir
+        if isinstance(net, os.PathLike):
+            net = os.fspath(net)
         self.source = net if isinstance(net, str) and "\n" not in net and os.path.exists(net) else None
+        # relative paths inside the net (data sources) are tried against this folder first, then the cwd
+        self.base_dir = base_dir if base_dir is not None else (
+            os.path.dirname(os.path.abspath(self.source)) if self.source else None)
         param = netio.read_net(net)
         state = caffe_pb2.NetState(phase=getattr(caffe_pb2, self.phase), level=level, stage=list(stages))
         if param.HasField("state"):      # the net's own state (Caffe merges it with the phase we ask for)

@@ -103,6 +103,9 @@ class SegDataLayer(Layer):
     def setup(self, bottom, top):
         params = parse_param_str(self, self.param_str, self.required, {"randomize": True, "seed": None,
                                                                         **self.optional})
+        for key, value in params.items():       # dataset folders are relative to the solver/prototxt folder
+            if key.endswith("_dir") and isinstance(value, str):
+                params[key] = self.resolve_path(value)
         self.split = params.get("split")
         self.seed = params["seed"]
         self.indices = read_split(self, self.setup_dataset(params, top))

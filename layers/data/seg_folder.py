@@ -105,7 +105,7 @@ class SegFolderDataLayer(SegDataLayer):
             params["randomize"] = self.phase == "TRAIN"
         self.validate = bool(params["validate"])
         self._batch = None
-        return params["split"]
+        return self.resolve_path(params["split"])
 
     def _size(self, params, key):
         value = params[key]
