@@ -2,7 +2,7 @@
 import glob
 import os
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # The FCN model zoo (prototxt/: net.py files, generated nets, zoo.py, README) installs as data under
 # <prefix>/share/fcn-caffe/prototxt/, keeping its layout so that every net.py still finds ../zoo.py.
@@ -15,7 +15,7 @@ setup(
     version="0.1.0",
     description="Caffe-faithful FCN (Fully Convolutional Networks) engine on numpy and CuPy",
     python_requires=">=3.9",
-    packages=["netspec", "layers", "solver", "weights"],
+    packages=find_packages(include=["netspec", "layers", "layers.*", "solver", "weights", "demo"]),
     package_data={"netspec": ["caffe.proto"]},
     data_files=ZOO,
     include_package_data=True,
