@@ -1,8 +1,9 @@
 """netspec: Caffe's schema (caffe_pb2) and the pure protobuf layer of fcn-caffe.
 
 Reading and writing Caffe's files (io), legacy upgrades (upgrade), phase/stage filtering
-(rules) and split insertion (splits). Everything works on caffe_pb2 messages and returns
-new ones; nothing here builds layers or touches arrays beyond blob conversion.
+(rules), split insertion (splits), and Caffe's NetSpec DSL (spec: NetSpec, L = layers, P = params) with crop
+offsets computed from the graph (coord_map). Everything works on caffe_pb2 messages and returns new ones; nothing
+here builds layers or touches arrays beyond blob conversion.
 """
 from netspec import caffe_pb2
 from netspec.errors import CaffeFormatError, NetDefinitionError
@@ -23,4 +24,5 @@ __all__ = [
     "read_solverstate", "write_solverstate",
     "blob_shape", "blob_to_array", "array_to_blob", "legacy_shape_equals",
     "filter_net", "state_meets_rule", "insert_splits", "upgrade_net", "upgrade_solver",
+    "NetSpec", "Top", "Function", "layers", "params", "to_proto", "L", "P",
 ]

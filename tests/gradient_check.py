@@ -13,6 +13,20 @@ def make_layer(prototxt, phase="TRAIN"):
     return create_layer(param, phase)
 
 
+def run_layer(layer, *arrays, tops=1):
+    """Set up a layer on bottoms holding `arrays` (in their dtype) and run one forward: (bottoms, tops)."""
+    dtype = arrays[0].dtype if arrays else numpy.float32
+    bottoms = []
+    for array in arrays:
+        blob = Blob(*array.shape, dtype=array.dtype)
+        blob.data[...] = array
+        bottoms.append(blob)
+    top = [Blob(dtype=dtype) for _ in range(tops)]
+    layer.run_setup(bottoms, top)
+    layer.run_forward(bottoms, top)
+    return bottoms, top
+
+
 def _objective(layer, bottoms, tops):
     layer.run_forward(bottoms, tops)
     return 0.5 * sum(float((t.data.astype(numpy.float64) ** 2).sum()) for t in tops)

@@ -4,21 +4,14 @@ import numpy
 import pytest
 
 from layers import Blob
-from tests.gradient_check import make_layer
+from tests.gradient_check import make_layer, run_layer
 
 rng = numpy.random.default_rng(3)
 
 
 def run(layer_text, *arrays, tops=1):
     layer = make_layer(layer_text, phase="TEST")
-    bottom = []
-    for a in arrays:
-        b = Blob(*a.shape)
-        b.data[...] = a
-        bottom.append(b)
-    top = [Blob() for _ in range(tops)]
-    layer.run_setup(bottom, top)
-    layer.run_forward(bottom, top)
+    bottom, top = run_layer(layer, *[numpy.asarray(a, dtype=numpy.float32) for a in arrays], tops=tops)
     return layer, bottom, top
 
 

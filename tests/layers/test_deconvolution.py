@@ -5,7 +5,7 @@ import pytest
 from layers import Blob, Net
 from layers.fillers import bilinear
 from layers.im2col import deconv_outsize
-from tests.gradient_check import check_layer_gradient, make_layer
+from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(3)
 
@@ -17,15 +17,8 @@ def deconv(conv_param, num_output=4):
 
 
 def run(layer, *arrays):
-    bottoms = []
-    for a in arrays:
-        b = Blob(*a.shape, dtype=a.dtype)
-        b.data[...] = a
-        bottoms.append(b)
-    top = Blob(dtype=arrays[0].dtype)
-    layer.run_setup(bottoms, [top])
-    layer.run_forward(bottoms, [top])
-    return bottoms, top
+    bottoms, tops = run_layer(layer, *arrays)
+    return bottoms, tops[0]
 
 
 @pytest.mark.parametrize("conv_param", [

@@ -2,8 +2,7 @@
 import numpy
 import pytest
 
-from layers import Blob
-from tests.gradient_check import check_layer_gradient, make_layer
+from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(7)
 
@@ -14,15 +13,8 @@ def eltwise(param, bottoms=3):
 
 
 def run(layer, *arrays):
-    bottoms = []
-    for a in arrays:
-        b = Blob(*a.shape, dtype=a.dtype)
-        b.data[...] = a
-        bottoms.append(b)
-    top = Blob(dtype=arrays[0].dtype)
-    layer.run_setup(bottoms, [top])
-    layer.run_forward(bottoms, [top])
-    return bottoms, top
+    bottoms, tops = run_layer(layer, *arrays)
+    return bottoms, tops[0]
 
 
 @pytest.mark.parametrize("param", [

@@ -4,21 +4,9 @@ import numpy
 import pytest
 
 from layers import Blob, Net
-from tests.gradient_check import check_layer_gradient, make_layer
+from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(17)
-
-
-def run(layer, *arrays, tops=1):
-    bottoms = []
-    for a in arrays:
-        b = Blob(*a.shape, dtype=a.dtype)
-        b.data[...] = a
-        bottoms.append(b)
-    top = [Blob(dtype=arrays[0].dtype if arrays else numpy.float32) for _ in range(tops)]
-    layer.run_setup(bottoms, top)
-    layer.run_forward(bottoms, top)
-    return bottoms, top
 
 
 # ---------------------------------------------------------------- Concat
@@ -35,7 +23,7 @@ def test_concat_values_and_gradient(param, axis):
         shape[axis] = k
         shapes.append(tuple(shape))
     xs = [rng.normal(size=s) for s in shapes]
-    _, (top,) = run(concat(param), *xs)
+    _, (top,) = run_layer(concat(param), *xs)
     numpy.testing.assert_array_equal(top.data, numpy.concatenate(xs, axis=axis))
     check_layer_gradient(concat(param), xs)
 
@@ -43,12 +31,12 @@ def test_concat_values_and_gradient(param, axis):
 def test_concat_errors():
     with pytest.raises(ValueError, match=r"Concat layer 'cat': bottoms must have the same shape except on axis 1: "
                                          r"bottom\[0\] 'a' is \(2, 3, 4\), bottom\[1\] 'b' is \(2, 3, 5\)"):
-        run(concat("", n=2), numpy.zeros((2, 3, 4)), numpy.zeros((2, 3, 5)))
+        run_layer(concat("", n=2), numpy.zeros((2, 3, 4)), numpy.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match=r"Concat layer 'cat': give either concat_param.axis or the legacy "
                                          r"concat_dim, not both"):
-        run(concat("axis: 1 concat_dim: 1", n=2), numpy.zeros((2, 3)), numpy.zeros((2, 3)))
+        run_layer(concat("axis: 1 concat_dim: 1", n=2), numpy.zeros((2, 3)), numpy.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"Concat layer 'cat': concat_dim 3 is out of range"):
-        run(concat("concat_dim: 3", n=2), numpy.zeros((2, 3)), numpy.zeros((2, 3)))
+        run_layer(concat("concat_dim: 3", n=2), numpy.zeros((2, 3)), numpy.zeros((2, 3)))
 
 
 # ---------------------------------------------------------------- Flatten
@@ -61,7 +49,7 @@ def test_concat_errors():
 def test_flatten_shapes_values_and_gradient(param, shape):
     x = rng.normal(size=(2, 3, 6, 5))
     layer = make_layer(f'name: "flat" type: "Flatten" bottom: "x" top: "y" flatten_param {{ {param} }}')
-    _, (top,) = run(layer, x)
+    _, (top,) = run_layer(layer, x)
     assert top.shape == shape
     numpy.testing.assert_array_equal(top.data, x.reshape(shape))
     layer = make_layer(f'name: "flat" type: "Flatten" bottom: "x" top: "y" flatten_param {{ {param} }}')
@@ -70,7 +58,7 @@ def test_flatten_shapes_values_and_gradient(param, shape):
 
 def test_flatten_errors():
     with pytest.raises(ValueError, match=r"Flatten layer 'flat': end_axis 1 comes before axis 2"):
-        run(make_layer('name: "flat" type: "Flatten" bottom: "x" top: "y" flatten_param { axis: 2 end_axis: 1 }'),
+        run_layer(make_layer('name: "flat" type: "Flatten" bottom: "x" top: "y" flatten_param { axis: 2 end_axis: 1 }'),
             numpy.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"Flatten layer 'flat': cannot flatten in place"):
         layer = make_layer('name: "flat" type: "Flatten" bottom: "x" top: "x"')
@@ -94,7 +82,7 @@ def test_flatten_errors():
 def test_reshape_shapes_values_and_gradient(param, shape):
     x = rng.normal(size=(2, 3, 6, 5))
     layer = make_layer(f'name: "rs" type: "Reshape" bottom: "x" top: "y" reshape_param {{ {param} }}')
-    _, (top,) = run(layer, x)
+    _, (top,) = run_layer(layer, x)
     assert top.shape == shape
     numpy.testing.assert_array_equal(top.data, x.reshape(shape))
     top.diff[...] = rng.normal(size=shape)
@@ -106,7 +94,7 @@ def test_reshape_shapes_values_and_gradient(param, shape):
 def test_reshape_gradient_and_size_change():
     layer = make_layer('name: "rs" type: "Reshape" bottom: "x" top: "y" reshape_param { shape { dim: 0 dim: -1 } }')
     check_layer_gradient(layer, [rng.normal(size=(2, 3, 2))])
-    bottoms, (top,) = run(layer, rng.normal(size=(2, 3, 2)))
+    bottoms, (top,) = run_layer(layer, rng.normal(size=(2, 3, 2)))
     bottoms[0].reshape(4, 5, 2)                             # a new input size: -1 is inferred again
     layer.run_forward(bottoms, [top])
     assert top.shape == (4, 10)
@@ -124,7 +112,7 @@ def test_reshape_gradient_and_size_change():
 def test_reshape_errors(param, message):
     layer = make_layer(f'name: "rs" type: "Reshape" bottom: "x" top: "y" reshape_param {{ {param} }}')
     with pytest.raises(ValueError, match=r"Reshape layer 'rs': .*" + message):
-        run(layer, numpy.zeros((2, 3, 6, 5)))
+        run_layer(layer, numpy.zeros((2, 3, 6, 5)))
 
 
 # ---------------------------------------------------------------- Silence
@@ -144,7 +132,7 @@ def test_silence_zeroes_its_bottoms_diffs_and_hides_them_from_the_outputs():
     assert not net.blobs["aux"].diff.any()
     assert net.blobs["data"].diff.any()
     with pytest.raises(ValueError, match=r"Silence layer 's': takes at least 1 bottom blob\(s\), got 0"):
-        run(make_layer('name: "s" type: "Silence"'))
+        run_layer(make_layer('name: "s" type: "Silence"'))
 
 
 # ---------------------------------------------------------------- DummyData
@@ -169,12 +157,12 @@ def test_dummy_data_constant_is_filled_once_and_other_fillers_every_forward():
 def test_dummy_data_legacy_dims_and_defaults():
     layer = make_layer('''name: "dummy" type: "DummyData" top: "a" top: "b" dummy_data_param {
         num: 2 channels: 3 channels: 1 height: 4 width: 5 width: 1 }''')
-    _, (a, b) = run(layer, tops=2)
+    _, (a, b) = run_layer(layer, tops=2)
     assert a.shape == (2, 3, 4, 5) and b.shape == (2, 1, 4, 1)
     assert not a.data.any() and not b.data.any()          # no filler: constant 0
     layer = make_layer('name: "d" type: "DummyData" top: "a" top: "b" dummy_data_param { '
                        'data_filler { type: "constant" value: -1 } shape { dim: 3 } }')
-    _, (a, b) = run(layer, tops=2)
+    _, (a, b) = run_layer(layer, tops=2)
     numpy.testing.assert_array_equal(a.data, -1)
     numpy.testing.assert_array_equal(b.data, -1)
 
@@ -188,4 +176,4 @@ def test_dummy_data_legacy_dims_and_defaults():
 def test_dummy_data_errors(param, message):
     layer = make_layer(f'name: "d" type: "DummyData" top: "a" top: "b" dummy_data_param {{ {param} }}')
     with pytest.raises(ValueError, match=r"DummyData layer 'd': .*" + message):
-        run(layer, tops=2)
+        run_layer(layer, tops=2)
