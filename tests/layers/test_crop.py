@@ -2,7 +2,7 @@
 import numpy
 import pytest
 
-from layers import Blob, Net
+from layers import Net
 from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(5)

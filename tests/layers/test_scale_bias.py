@@ -3,7 +3,7 @@ fillers, in place, lr_mult 0, and errors."""
 import numpy
 import pytest
 
-from layers import Blob, Net
+from layers import Net
 from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(11)
