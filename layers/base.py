@@ -90,6 +90,12 @@ class Layer:
                 return candidate
         return path
 
+    def searched(self):
+        """Where resolve_path looks, for error messages."""
+        base = getattr(getattr(self, "net", None), "base_dir", None)
+        return (f"looked under {base} and the working directory {os.getcwd()}" if base
+                else f"relative paths are taken from the working directory {os.getcwd()}")
+
     def error(self, message):
         return ValueError(f"{self.type} layer '{self.name}': {message}")
 

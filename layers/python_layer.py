@@ -122,6 +122,7 @@ class PythonLayer(Layer):
             if bottom or top:
                 self.impl.blobs.dtype = (bottom or top)[0].dtype     # params in the net's dtype
         self.blobs = self.impl.blobs                # one list: the Net sees the params the class adds
+        self.impl.net = getattr(self, "net", None)   # engine-layer classes resolve data paths through the net
         self.impl.setup(bottom, top)
 
     def reshape(self, bottom, top):

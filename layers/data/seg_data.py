@@ -49,8 +49,7 @@ def parse_param_str(layer, text, required=(), optional=None):
 def read_split(layer, path):
     """Sample ids, one a line (the reference's read().splitlines(); blank lines are skipped)."""
     if not os.path.isfile(path):
-        raise layer.error(f"split file {path} not found (relative paths are taken from the working directory "
-                          f"{os.getcwd()})")
+        raise layer.error(f"split file {path} not found ({layer.searched()})")
     with open(path) as f:
         ids = [line.strip() for line in f.read().splitlines() if line.strip()]
     if not ids:

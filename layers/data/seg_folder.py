@@ -82,8 +82,7 @@ class SegFolderDataLayer(SegDataLayer):
         self.image_dir, self.label_dir = params["image_dir"], params["label_dir"]
         for what in ("image_dir", "label_dir"):
             if not os.path.isdir(params[what]):
-                raise self.error(f"{what} {params[what]} is not a folder (relative paths are taken from the working "
-                                 f"directory {os.getcwd()})")
+                raise self.error(f"{what} {params[what]} is not a folder ({self.searched()})")
         self.num_classes = int(params["num_classes"])
         if self.num_classes < 1:
             raise self.error(f"num_classes must be at least 1, got {self.num_classes}")
