@@ -270,6 +270,32 @@ def test_caffemodel_round_trip_is_byte_exact(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["copy.caffemodel"]
 
 
+@pytest.mark.parametrize("name", ["m.caffemodel", "m.caffemodel.h5", "s.solverstate", "s.solverstate.h5"])
+def test_an_interrupted_write_keeps_the_previous_file(tmp_path, monkeypatch, name):
+    """A kill after the new bytes are written but before the rename (here: the fsync raising
+    KeyboardInterrupt) leaves the old snapshot whole and no temporary file behind."""
+    import netspec.io as netio
+    path = tmp_path / name
+    old_net = pb.NetParameter(layer=[pb.LayerParameter(name="old", blobs=[array_to_blob(np.ones(3, np.float32))])])
+    new_net = pb.NetParameter(layer=[pb.LayerParameter(name="new", blobs=[array_to_blob(np.zeros(3, np.float32))])])
+    old_state, new_state = (pb.SolverState(iter=i, learned_net=n, current_step=0) for i, n in ((1, "a"), (2, "b")))
+    if "caffemodel" in name:
+        write, read, old, new = (write_caffemodel_h5 if name.endswith(".h5") else write_caffemodel), \
+            (read_caffemodel_h5 if name.endswith(".h5") else read_caffemodel), old_net, new_net
+    else:
+        write, read, old, new = write_solverstate, read_solverstate, old_state, new_state
+    write(old, path)
+    before = path.read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(netio, "_fsync", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write(new, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == [name]
+    assert read(path) == old
+
+
 def test_v1_caffemodel_upgrades_and_matches_the_v2_weights():
     v1 = read_caffemodel(MODELS / "tiny_fcn_v1.caffemodel")
     v2 = read_caffemodel(MODELS / "tiny_fcn.caffemodel")

@@ -11,7 +11,7 @@ import numpy
 import pytest
 
 from layers import backend
-from netspec import io as netio
+from netspec import caffe_pb2, io as netio
 from solver import get_solver
 from tests.solver.tiny import make_tiny
 
@@ -124,3 +124,27 @@ def test_gpu_flag_falls_back_to_the_cpu_with_one_message(tmp_path):
     proc = run(["solver.prototxt", "--gpu", "0", "--weights", "missing.caffemodel"], tmp_path)
     assert proc.stderr.count("running on the CPU") == 1
     assert proc.returncode == 1 and "weights file 'missing.caffemodel' not found" in proc.stderr
+
+
+def test_weights_flag_loads_each_comma_separated_file_in_order(tmp_path, monkeypatch, capsys):
+    """--weights A,B copies A then B by layer name (the later file wins), as `caffe train --weights` does; run
+    in-process with max_iter 0, so the final snapshot holds exactly the loaded weights."""
+    from solver.__main__ import main
+    make_tiny(tmp_path, max_iter=0)
+    monkeypatch.chdir(tmp_path)
+    values = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        r = numpy.random.default_rng(seed)
+        values[name] = [r.normal(size=(3, 5)).astype(numpy.float32), r.normal(size=3).astype(numpy.float32)]
+        param = caffe_pb2.NetParameter()
+        ip = param.layer.add(name="ip", type="InnerProduct")
+        for array in values[name]:
+            ip.blobs.add().CopyFrom(netio.array_to_blob(array))
+        netio.write_caffemodel(param, str(tmp_path / f"{name}.caffemodel"))
+    for order in (("a", "b"), ("b", "a")):
+        assert main(["solver.prototxt", "--weights", ",".join(f"{n}.caffemodel" for n in order)]) == 0
+        saved = weights(tmp_path / "snap" / "tiny_iter_0.caffemodel")["ip"]
+        for got, want in zip(saved, values[order[-1]]):
+            numpy.testing.assert_array_equal(got, want)
+    assert main(["solver.prototxt", "--weights", "a.caffemodel,missing.caffemodel"]) == 1
+    assert "weights file 'missing.caffemodel' not found" in capsys.readouterr().err
