@@ -58,14 +58,14 @@ class AccuracyLayer(Layer):
         true_score = xp.take_along_axis(scores, labels, axis=1)
         at_least = (scores >= true_score).sum(axis=1, keepdims=True)     # counts the true class itself
         correct = valid & (at_least <= self.top_k)
-        dtype = top[0].data.dtype.type
-        count = int(valid.sum())
-        # float division in the blob's dtype, as Caffe's accuracy / count
-        top[0].data[...] = dtype(0) if count == 0 else dtype(int(correct.sum())) / dtype(count)
+        dtype = top[0].data.dtype
+        # float division in the blob's dtype, as Caffe's accuracy / count; computed where the data lives
+        count = valid.sum().astype(dtype)
+        top[0].data[...] = xp.where(count == 0, dtype.type(0), correct.sum().astype(dtype) / xp.maximum(count, 1))
         if len(top) > 1:
             hits = xp.bincount(labels[correct], minlength=classes).astype(dtype)
             cells = xp.bincount(labels[valid], minlength=classes).astype(dtype)
-            top[1].data[...] = xp.where(cells == 0, dtype(0), hits / xp.maximum(cells, dtype(1)))
+            top[1].data[...] = xp.where(cells == 0, dtype.type(0), hits / xp.maximum(cells, dtype.type(1)))
 
     def backward(self, top, propagate_down, bottom):
         if any(propagate_down):

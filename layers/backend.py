@@ -15,14 +15,19 @@ except Exception:                           # ImportError, or a broken CUDA inst
 
 
 @functools.lru_cache(maxsize=None)
+def device_count():
+    """How many CUDA devices CuPy sees (0 without CuPy, a driver or a device)."""
+    if cupy is None:
+        return 0
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:                       # CUDARuntimeError: CuPy installed but no driver/device
+        return 0
+
+
 def cuda_available():
     """True when CuPy imports and sees at least one CUDA device."""
-    if cupy is None:
-        return False
-    try:
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:                       # CUDARuntimeError: CuPy installed but no driver/device
-        return False
+    return device_count() > 0
 
 
 def get_array_module(*arrays):
@@ -65,7 +70,17 @@ def resolve_device(device):
     if not cuda_available():
         _warn_once("no usable CUDA device (CuPy missing or no GPU found): running on the CPU")
         return "cpu", None
+    if not 0 <= device_id < device_count():
+        raise ValueError(f"GPU {device_id} was asked for, but CuPy sees {device_count()} CUDA device(s) "
+                         f"(ids 0..{device_count() - 1})")
     return "gpu", device_id
+
+
+def use_device(device_id):
+    """Make `device_id` CuPy's current device, so that temporaries go where the blobs are (caffe.set_device)."""
+    if cupy is None:
+        raise RuntimeError("the GPU needs CuPy: pip install -e .[gpu]")
+    cupy.cuda.Device(device_id).use()
 
 
 @functools.lru_cache(maxsize=None)
@@ -77,6 +92,28 @@ def _warn_once(message):
 def elementwise(in_params, out_params, operation, name, **kwargs):
     """A memoised CuPy ElementwiseKernel (cf. chainer.backends.cuda.elementwise)."""
     return cupy.ElementwiseKernel(in_params, out_params, operation, name, **kwargs)
+
+
+KERNELS = []                                # every ElementwiseKernel defined below, for the kernel tests
+
+
+class ElementwiseKernel:
+    """A CuPy ElementwiseKernel kept as its source until its first call, so that a module can define its kernels
+    beside their numpy twins on a machine without CuPy. Called like CuPy's (arrays, scalars, outputs, size=...),
+    it compiles through `elementwise` once per device and argument types. Its source is also what the tests run
+    on the CPU (tests/cuda_sim.py), against the numpy twin, where no GPU exists."""
+
+    def __init__(self, in_params, out_params, operation, name, **kwargs):
+        self.in_params, self.out_params, self.operation, self.name = in_params, out_params, operation, name
+        self.kwargs = kwargs
+        KERNELS.append(self)
+
+    def __call__(self, *args, **kwargs):
+        return elementwise(self.in_params, self.out_params, self.operation, self.name,
+                           **self.kwargs)(*args, **kwargs)
+
+    def __repr__(self):
+        return f"<ElementwiseKernel {self.name}>"
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,9 +7,25 @@ history_ is laid out in the .solverstate.
 """
 import numpy
 
+from layers import backend
 from solver.solver import Solver
 
 f32 = numpy.float32
+
+# SGD's whole step for one param on the GPU in one pass (Caffe's sgd_update_gpu, with the L2 decay and the
+# net's update folded in), where the xp code below reads and writes each array several times. Its numpy twin,
+# and test oracle, is Solver.regularize + SGDSolver.compute_update_value + Solver.apply_update's data -= diff.
+_sgd_update = backend.ElementwiseKernel(
+    "T momentum, T local_rate, T decay",
+    "T data, T diff, T history",
+    """
+    T g = diff + decay * data;
+    T h = momentum * history + local_rate * g;
+    history = h;
+    diff = h;
+    data -= h;
+    """,
+    "fcn_sgd_update")
 
 
 class SGDSolver(Solver):
@@ -22,6 +38,16 @@ class SGDSolver(Solver):
         h *= f32(self.param.momentum)
         h += self.local_rate(param_id, rate) * blob.diff
         blob.diff[...] = h
+
+    def fused_update(self, param_id, rate):
+        """On the GPU with L2 decay: regularize, update and apply in one kernel (see _sgd_update)."""
+        blob = self.net.learnable_params[param_id]
+        if not backend.is_gpu(blob.data) or self.param.regularization_type != "L2":
+            return False
+        t = blob.dtype.type
+        _sgd_update(t(f32(self.param.momentum)), t(self.local_rate(param_id, rate)), t(self.decay(param_id)),
+                    blob.data, blob.diff, self.history_of(param_id))
+        return True
 
 
 class NesterovSolver(Solver):

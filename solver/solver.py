@@ -218,7 +218,7 @@ class Solver:
         """Move every net and the solver's history to `device` ('cpu', 'gpu', 'gpu:N', an id; None = CPU)."""
         kind, device_id = backend.resolve_device(device)
         if kind == "gpu":
-            backend.cupy.cuda.Device(device_id).use()   # temporaries go where the blobs are (caffe.set_device)
+            backend.use_device(device_id)               # temporaries go where the blobs are (caffe.set_device)
         for net in [self.net] + self.test_nets:
             net.to_gpu(device_id) if kind == "gpu" else net.to_cpu()
         self.device = "cpu" if kind == "cpu" else f"gpu:{device_id}"
@@ -415,12 +415,12 @@ class Solver:
             outputs = net.forward()
             self.batches_read[1 + test_net_id] += 1
             loss += net.loss
-            for name, data in outputs.items():
-                value = numpy.array(backend.to_cpu(data), dtype=numpy.float64)
+            for name, data in outputs.items():          # summed where the outputs live: read once, at the end
+                value = data.astype(numpy.float64)
                 sums[name] = sums[name] + value if name in sums else value
         if self.param.test_compute_loss:
             log.info(f"Test loss: {g(loss / iters)}")
-        scores = collections.OrderedDict((name, s / iters) for name, s in sums.items())
+        scores = collections.OrderedDict((name, numpy.asarray(backend.to_cpu(s)) / iters) for name, s in sums.items())
         self._log_outputs(net, "Test", scores)
         self._run_callbacks("test", test_net_id, scores)
         return scores
@@ -436,18 +436,28 @@ class Solver:
         if self.param.display and self.iter % self.param.display == 0:
             log.info(f"Iteration {self.iter}, lr = {g(rate)}")
         self.clip_gradients()
+        pending = []
         for param_id in range(len(self.net.learnable_params)):
             self.normalize(param_id)
+            if self.fused_update(param_id, rate):
+                continue                       # regularized, updated and applied on the device in one pass
             self.regularize(param_id)
             self.compute_update_value(param_id, rate)
-        for blob in self.net.learnable_params:
+            pending.append(self.net.learnable_params[param_id])
+        for blob in pending:
             data = blob.data
             data -= blob.diff
 
+    def fused_update(self, param_id, rate):
+        """Regularize, compute and apply the update of one param in one step where a solver can (SGD on the GPU);
+        True when done. Params are independent, so applying one before computing the next changes nothing."""
+        return False
+
     def grad_l2norm(self):
-        """The global L2 norm of all learnable params' diffs (what clip_gradients compares against)."""
-        return math.sqrt(sum(float((blob.diff.astype(numpy.float64) ** 2).sum())
-                             for blob in self.net.learnable_params))
+        """The global L2 norm of all learnable params' diffs (what clip_gradients compares against), summed on
+        the params' device and read once."""
+        squares = [(blob.diff.astype(numpy.float64) ** 2).sum() for blob in self.net.learnable_params]
+        return math.sqrt(float(sum(squares))) if squares else 0.0
 
     def clip_gradients(self):
         clip = self.param.clip_gradients
@@ -467,9 +477,13 @@ class Solver:
             diff = self.net.learnable_params[param_id].diff
             diff *= numpy.float32(1.0 / self.param.iter_size)
 
+    def decay(self, param_id):
+        """weight_decay * decay_mult of learnable param #param_id, in float32 as Caffe computes it."""
+        return numpy.float32(self.param.weight_decay) * numpy.float32(self.net.params_weight_decay[param_id])
+
     def regularize(self, param_id):
         blob = self.net.learnable_params[param_id]
-        decay = numpy.float32(self.param.weight_decay) * numpy.float32(self.net.params_weight_decay[param_id])
+        decay = self.decay(param_id)
         if not decay:
             return
         diff = blob.diff

@@ -12,7 +12,13 @@ GOLDEN = SHARED / "caffe-golden"
 FIXTURES = SHARED / "fixtures"
 REFERENCE = SHARED / "reference" / "fcn-prototxt"
 
-gpu = pytest.mark.skipif(not backend.cuda_available(), reason="needs CuPy and a CUDA device")
+needs_cuda = pytest.mark.skipif(not backend.cuda_available(), reason="needs CuPy and a CUDA device")
+gpu = [pytest.mark.gpu, needs_cuda]         # the marks of a GPU test: skipped without CUDA, selected by -m gpu
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: runs on a CUDA device (skipped without CuPy and CUDA); -m gpu "
+                                       "selects every such test")
 
 
 @pytest.fixture(params=["cpu", pytest.param("gpu", marks=gpu)])
