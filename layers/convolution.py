@@ -1,8 +1,10 @@
 """Convolution layer ("Convolution"): 2-D convolution with pad, stride, dilation, group and bias.
-Semantics: caffe conv_layer.cpp / base_conv_layer.cpp. Computed as im2col + one batched matrix product."""
+Semantics: caffe conv_layer.cpp / base_conv_layer.cpp. On the CPU the BLAS kernels of layers/im2col.py compute
+it blockwise with few large GEMMs; on the GPU (and for dtypes BLAS lacks) im2col + one batched matrix product."""
 from layers import fillers
 from layers.base import Layer
-from layers.im2col import col2im, conv_outsize, im2col
+from layers.im2col import (col2im, conv_data_grad_cpu, conv_forward_cpu, conv_outsize, conv_weight_grad_cpu,
+                           cpu_kernels_for, im2col)
 from layers.registry import register
 
 
@@ -96,6 +98,32 @@ class ConvolutionLayer(ConvolutionBase):
         for t in top:
             t.reshape(n, self.num_output, oh, ow)
 
+    def _geometry(self):
+        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation, group=self.group)
+
+    # -- CPU: blockwise BLAS kernels (layers/im2col.py)
+    def forward_cpu(self, bottom, top):
+        if not cpu_kernels_for(*(b.data for b in bottom + top + self.blobs)):
+            return self.forward_gpu(bottom, top)
+        bias = self.blobs[1].data if self.bias_term else None
+        for b, t in zip(bottom, top):
+            conv_forward_cpu(b.data, self.blobs[0].data, bias, t.data, **self._geometry())
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        arrays = [t.diff for t in top] + [b.data for b in bottom] + [p.data for p in self.blobs]
+        if not cpu_kernels_for(*arrays, *(b.diff for b, down in zip(bottom, propagate_down) if down),
+                               *(p.diff for p, down in zip(self.blobs, self.param_propagate_down) if down)):
+            return self.backward_gpu(top, propagate_down, bottom)
+        for t, b, down in zip(top, bottom, propagate_down):
+            dy = t.diff
+            if self.bias_term and self.param_propagate_down[1]:
+                self.blobs[1].diff += dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0)
+            if self.param_propagate_down[0]:
+                conv_weight_grad_cpu(b.data, dy, self.blobs[0].diff, **self._geometry())
+            if down:
+                conv_data_grad_cpu(dy, self.blobs[0].data, b.diff, **self._geometry())
+
+    # -- GPU (and any dtype): im2col + one batched matrix product per group
     def _columns(self, x):
         """The im2col matrix as (N, G, C/G*kh*kw, OH*OW); a 1x1 stride-1 unpadded conv needs no copy."""
         n, c, h, w = x.shape
@@ -105,7 +133,7 @@ class ConvolutionLayer(ConvolutionBase):
         col = im2col(x, *self.kernel, *self.stride, *self.pad, *self.dilation)
         return col.reshape(n, g, (c // g) * self.kernel[0] * self.kernel[1], -1)
 
-    def forward(self, bottom, top):
+    def forward_gpu(self, bottom, top):
         xp = self.xp(bottom[0])
         g = self.group
         weight = self.blobs[0].data.reshape(g, self.num_output // g, -1)
@@ -116,7 +144,7 @@ class ConvolutionLayer(ConvolutionBase):
             if self.bias_term:
                 t.data += self.blobs[1].data.reshape(1, -1, 1, 1)
 
-    def backward(self, top, propagate_down, bottom):
+    def backward_gpu(self, top, propagate_down, bottom):
         xp = self.xp(top[0])
         g = self.group
         mg = self.num_output // g

@@ -1,9 +1,11 @@
 """Deconvolution layer ("Deconvolution"): the transpose of Convolution, FCN's upsampling.
 Semantics: caffe deconv_layer.cpp. The weight is (C_in, C_out/group, kh, kw), the output size is
 stride*(H-1) + dilation*(k-1) + 1 - 2*pad. Forward is Convolution's input gradient (matmul then col2im) and
-backward is Convolution's forward (im2col then matmul)."""
+backward is Convolution's forward (im2col then matmul). On the CPU these are the blockwise BLAS kernels of
+layers/im2col.py; on the GPU (and for dtypes BLAS lacks) im2col/col2im with batched matrix products."""
 from layers.convolution import ConvolutionBase
-from layers.im2col import col2im, deconv_outsize, im2col
+from layers.im2col import (col2im, conv_data_grad_cpu, conv_forward_cpu, conv_weight_grad_cpu, cpu_kernels_for,
+                           deconv_outsize, im2col)
 from layers.registry import register
 
 
@@ -34,7 +36,34 @@ class DeconvolutionLayer(ConvolutionBase):
         g = self.group
         return self.blobs[0].data.reshape(g, self.channels // g, -1)
 
-    def forward(self, bottom, top):
+    def _geometry(self):
+        return dict(stride=self.stride, pad=self.pad, dilation=self.dilation, group=self.group)
+
+    # -- CPU: the deconvolution is the convolution (weight as is) run backwards
+    def forward_cpu(self, bottom, top):
+        if not cpu_kernels_for(*(b.data for b in bottom + top + self.blobs)):
+            return self.forward_gpu(bottom, top)
+        for b, t in zip(bottom, top):
+            conv_data_grad_cpu(b.data, self.blobs[0].data, t.data, **self._geometry())
+            if self.bias_term:
+                t.data += self.blobs[1].data.reshape(1, -1, 1, 1)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        arrays = [t.diff for t in top] + [b.data for b in bottom] + [p.data for p in self.blobs]
+        if not cpu_kernels_for(*arrays, *(b.diff for b, down in zip(bottom, propagate_down) if down),
+                               *(p.diff for p, down in zip(self.blobs, self.param_propagate_down) if down)):
+            return self.backward_gpu(top, propagate_down, bottom)
+        for t, b, down in zip(top, bottom, propagate_down):
+            dy = t.diff
+            if self.bias_term and self.param_propagate_down[1]:
+                self.blobs[1].diff += dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0)
+            if self.param_propagate_down[0]:
+                conv_weight_grad_cpu(dy, b.data, self.blobs[0].diff, **self._geometry())
+            if down:
+                conv_forward_cpu(dy, self.blobs[0].data, None, b.diff, **self._geometry())
+
+    # -- GPU (and any dtype)
+    def forward_gpu(self, bottom, top):
         xp = self.xp(bottom[0])
         g = self.group
         weight = self._weight()
@@ -59,7 +88,7 @@ class DeconvolutionLayer(ConvolutionBase):
         col = im2col(dy, *self.kernel, *self.stride, *self.pad, *self.dilation)
         return col.reshape(n, g, (self.num_output // g) * self.kernel[0] * self.kernel[1], -1)
 
-    def backward(self, top, propagate_down, bottom):
+    def backward_gpu(self, top, propagate_down, bottom):
         xp = self.xp(top[0])
         g = self.group
         weight = self._weight()

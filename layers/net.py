@@ -61,6 +61,12 @@ class Net:
                 self.copy_from(path)
         self.device = "cpu"
         self.device_id = None
+        # TEST-phase inference only: forward() frees each blob no later layer reads (inputs and the blobs it
+        # returns are kept), so that memory holds a few activations rather than all of them; later tops reuse
+        # the freed arrays (as Caffe reuses memory, layers write every top element), sparing fresh pages
+        self.release_blobs = False
+        self._released = False
+        self._spare, self._shapes = [], {}
         if device is not None:
             self.to_device(device)
 
@@ -252,14 +258,69 @@ class Net:
             self.set_input(name, array)
         first = self._layer_index(start, 0)
         last = self._layer_index(end, len(self.layers) - 1)
-        loss = 0.0
-        for layer_id in range(first, last + 1):
-            loss += self.layers[layer_id].run_forward(self._blobs_of(self.bottom_names[layer_id]),
-                                                      self._blobs_of(self.top_names[layer_id]))
-        self.loss = loss
         names = list(self.outputs) if end is None else list(self.top_names[last])
         names += [b for b in (blobs or []) if b not in names]
+        release = self._release_plan(first, last, names) if self.release_blobs and self.phase == "TEST" else {}
+        self._released = bool(release)
+        transient = {name for freed in release.values() for name in freed}
+        if not release:
+            self._spare = []
+        loss = 0.0
+        for layer_id in range(first, last + 1):
+            lent = self._lend(layer_id, transient) if release else {}
+            loss += self.layers[layer_id].run_forward(self._blobs_of(self.bottom_names[layer_id]),
+                                                      self._blobs_of(self.top_names[layer_id]))
+            for name, (view, owner) in lent.items():
+                if self.blobs[name].data is not view:  # the layer chose other memory (a new shape, shared data)
+                    self._spare.append(owner)
+            for name in release.get(layer_id, ()):
+                self._release(name)
+        self.loss = loss
         return collections.OrderedDict((n, self.blobs[n].data) for n in names)
+
+    def _lend(self, layer_id, transient):
+        """Give the layer's transient tops a spare array each (the smallest that fits): {name: (view, owner)}."""
+        lent = {}
+        for name in self.top_names[layer_id]:
+            blob = self.blobs[name]
+            shape = blob.shape if blob.count else self._shapes.get(name)
+            if name not in transient or name in self.bottom_names[layer_id] or not shape:
+                continue
+            size = int(numpy.prod(shape))
+            fits = [a for a in self._spare if a.size >= size and type(a) is type(blob.data)]   # same device
+            if fits:
+                owner = min(fits, key=lambda a: a.size)
+                self._spare = [a for a in self._spare if a is not owner]
+                view = owner.reshape(-1)[:size].reshape(shape)
+                blob.reshape(*shape)
+                blob.data = view
+                lent[name] = (view, owner)
+        return lent
+
+    def _release(self, name):
+        """Free a blob; its array becomes spare once no other blob (a Split top, a view) still uses it."""
+        blob = self.blobs[name]
+        data = blob.data
+        self._shapes[name] = blob.shape
+        blob.reshape(0)                                  # drops data and diff
+        owner = data if data.base is None else data.base
+        if all(b.data is not data and b.data is not owner and b.data.base is not owner
+               for b in self.blobs.values()):
+            self._spare.append(owner)
+
+    def _release_plan(self, first, last, keep):
+        """{layer id: blobs made in first..last whose last reader it is}, sparing inputs and `keep`."""
+        made, plan = set(), {}
+        for layer_id in range(first, last + 1):
+            for name in self.bottom_names[layer_id]:
+                plan[name] = layer_id
+            made.update(self.top_names[layer_id])
+        spare = set(keep) | set(self.inputs)
+        by_layer = collections.defaultdict(list)
+        for name, layer_id in plan.items():
+            if name in made and name not in spare:
+                by_layer[layer_id].append(name)
+        return by_layer
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Back-propagate from end..start (default all) and return {input name: diff array}.
@@ -267,6 +328,9 @@ class Net:
         Loss tops start from their loss_weight; keyword arguments set the diffs of output blobs.
         Param diffs accumulate until clear_param_diffs(), as in Caffe.
         """
+        if self._released:
+            raise ValueError(f"net '{self.name}': the last forward ran with release_blobs and freed the blobs "
+                             f"backward needs; set release_blobs = False and run forward again")
         for name, weight in self._loss_tops:
             self.blobs[name].diff[...] = weight
         for name, array in top_diffs.items():

@@ -3,11 +3,15 @@
 Output size rounds up (ceil), and a last window that would start inside the padding is dropped.
 MAX: the first maximum in row-major window order wins and gets the whole gradient; padding never wins.
 AVE: divides by the window clipped to the padded input (not to the image), so border windows count padding.
+Computed as a loop over the kernel taps, each a strided view of the whole bottom (no padded copy, no Python loop
+over pixels); on the CPU slabs of channels go to the convolution kernels' threads. MAX keeps the winning tap (1
+byte per output for 2x2) only where a backward pass can follow or a mask top asks for it.
 """
 import numpy
 
 from layers.base import Layer
 from layers.convolution import _pair
+from layers.im2col import _tap_range, parallel_map
 from layers.registry import register
 from netspec import caffe_pb2
 
@@ -22,15 +26,6 @@ def pool_outsize(size, kernel, stride, pad, ceil_mode=True):
     if pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
-
-
-def _windows(x, kh, kw, sh, sw, oh, ow):
-    """A (N, C, OH, OW, kh, kw) strided view of the padded input."""
-    xp = numpy if isinstance(x, numpy.ndarray) else __import__("cupy")
-    n, c, h, w = x.shape
-    s = x.strides
-    return xp.lib.stride_tricks.as_strided(
-        x, (n, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]))
 
 
 @register("Pooling")
@@ -83,10 +78,17 @@ class PoolingLayer(Layer):
         for t in top:
             t.reshape(n, c, *self.out)
 
-    def _padded_extent(self, h, w):
-        """The padded array's size: enough to hold every window (pad before, and after as needed)."""
+    def _taps(self, h, w):
+        """Per kernel tap (in Caffe's row-major window order): (tap, input view slices, output view slices),
+        clipped to the windows that meet the image; padding is never read, so it never wins and adds nothing."""
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.kernel, self.stride, self.pad, self.out
-        return max(h + 2 * ph, (oh - 1) * sh + kh), max(w + 2 * pw, (ow - 1) * sw + kw)
+        for t in range(kh * kw):
+            ky, kx = divmod(t, kw)
+            y0, y1, iy = _tap_range(ky - ph, sh, oh, h)
+            x0, x1, ix = _tap_range(kx - pw, sw, ow, w)
+            if y1 > y0 and x1 > x0:
+                src = (Ellipsis, slice(iy, iy + (y1 - y0 - 1) * sh + 1, sh), slice(ix, ix + (x1 - x0 - 1) * sw + 1, sw))
+                yield t, src, (Ellipsis, slice(y0, y1), slice(x0, x1))
 
     def _pool_sizes(self, h, w, dtype):
         """AVE's divisor per output cell: the window clipped to the padded input (Caffe's pool_size)."""
@@ -97,46 +99,132 @@ class PoolingLayer(Layer):
         ws = numpy.minimum(xs + kw, w + pw) - xs
         return (hs[:, None] * ws[None, :]).astype(dtype)
 
-    def forward(self, bottom, top):
+    def forward_gpu(self, bottom, top):
+        self._forward(bottom, top, lambda fn, count: [fn(i) for i in range(count)])
+
+    def forward_cpu(self, bottom, top):
+        self._forward(bottom, top, parallel_map)      # slabs of channels on the CPU kernel threads
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        self._backward(top, propagate_down, bottom, lambda fn, count: [fn(i) for i in range(count)])
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        self._backward(top, propagate_down, bottom, parallel_map)
+
+    @staticmethod
+    def _slabs(channels):
+        """(slab count, channels per slab): a few independent pieces, split along the channels."""
+        step = max(1, -(-channels // 8))
+        return -(-channels // step), step
+
+    def _forward(self, bottom, top, run):
         xp = self.xp(bottom[0])
         x = bottom[0].data
         n, c, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.kernel, self.stride, self.pad, self.out
-        hp, wp = self._padded_extent(h, w)
-        fill = -xp.inf if self.method == MAX else 0
-        padded = xp.full((n, c, hp, wp), fill, dtype=x.dtype)
-        padded[:, :, ph:ph + h, pw:pw + w] = x
-        windows = _windows(padded, kh, kw, sh, sw, oh, ow).reshape(n, c, oh, ow, kh * kw)
+        y = top[0].data
+        if self.global_pooling:          # one window: a reduction (argmax returns the first maximum, as Caffe)
+            flat = x.reshape(n, c, -1)
+            if self.method == MAX:
+                self.argmax = flat.argmax(axis=2).reshape(y.shape)
+                y[...] = xp.take_along_axis(flat, self.argmax.reshape(n, c, 1), axis=2).reshape(y.shape)
+                if len(top) > 1:
+                    top[1].data[...] = self.argmax
+            else:
+                y[...] = flat.sum(axis=2).reshape(y.shape) / x.dtype.type(h * w)
+            return
+        taps = list(self._taps(h, w))
         if self.method == MAX:
-            arg = windows.argmax(axis=4)                   # first maximum wins, as Caffe's strict >
-            top[0].data[...] = xp.take_along_axis(windows, arg[..., None], axis=4)[..., 0]
-            ky, kx = arg // kw, arg % kw
-            rows = xp.arange(oh).reshape(-1, 1) * sh + ky - ph
-            cols = xp.arange(ow).reshape(1, -1) * sw + kx - pw
-            self.argmax = rows * w + cols                  # flat index into the unpadded H x W plane
-            if len(top) > 1:
-                top[1].data[...] = self.argmax
-        else:
-            sizes = xp.asarray(self._pool_sizes(h, w, x.dtype))
-            top[0].data[...] = windows.sum(axis=4) / sizes
+            # the winning tap per output cell (Caffe keeps the flat bottom index; the tap is 1 byte for 2x2),
+            # needed only when a backward pass can follow (not in a deploy net) or for the mask top
+            net = getattr(self, "net", None)
+            keep = len(top) > 1 or net is None or net.layer_need_backward[self.layer_id]
+            count = self.kernel[0] * self.kernel[1]
+            self.argmax = xp.zeros(y.shape, dtype=numpy.uint8 if count <= 256 else numpy.int32) if keep else None
+            count, step = self._slabs(c)
+            args = self.argmax if keep else y
 
-    def backward(self, top, propagate_down, bottom):
+            def slab(i):
+                # a loop over the kernel taps, each a strided view of the bottom: no padded copy, no windows
+                s = slice(i * step, (i + 1) * step)
+                xi, yi, ai = x[:, s], y[:, s], args[:, s]
+                if taps[0][2] != (Ellipsis, slice(0, yi.shape[2]), slice(0, yi.shape[3])):
+                    yi[...] = -xp.inf                   # padding: the first tap misses some windows
+                if keep:
+                    better, winner = xp.empty(yi.shape, dtype=bool), xp.empty(yi.shape, dtype=ai.dtype)
+                for t, src, dst in taps:
+                    v, best = xi[src], yi[dst]
+                    if t == 0:
+                        best[...] = v
+                        continue
+                    if keep:
+                        # strict >, in row-major window order, so the first maximum wins as in Caffe; a later
+                        # tap has a larger index, so the winner is max(winner so far, t if strictly better)
+                        xp.greater(v, best, out=better[dst])
+                        xp.multiply(better[dst], ai.dtype.type(t), out=winner[dst])
+                        xp.maximum(ai[dst], winner[dst], out=ai[dst])
+                    xp.maximum(best, v, out=best)
+            run(slab, count)
+            if len(top) > 1:
+                top[1].data[...] = self._flat_argmax(xp, h, w)
+        else:
+            count, step = self._slabs(c)
+            sizes = xp.asarray(self._pool_sizes(h, w, x.dtype))
+
+            def slab(i):
+                s = slice(i * step, (i + 1) * step)
+                xi, yi = x[:, s], y[:, s]
+                yi[...] = 0
+                for _, src, dst in taps:
+                    yi[dst] += xi[src]
+                yi /= sizes
+            run(slab, count)
+
+    def _flat_argmax(self, xp, h, w):
+        """The winner's index into the unpadded H x W plane (Caffe's mask top)."""
+        kw, (sh, sw), (ph, pw), (oh, ow) = self.kernel[1], self.stride, self.pad, self.out
+        rows = xp.arange(oh).reshape(-1, 1) * sh - ph + self.argmax // kw
+        cols = xp.arange(ow).reshape(1, -1) * sw - pw + self.argmax % kw
+        return rows * w + cols
+
+    def _backward(self, top, propagate_down, bottom, run):
         if not propagate_down[0]:
             return
         xp = self.xp(top[0])
         dy = top[0].diff
-        n, c, h, w = bottom[0].shape
-        (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.kernel, self.stride, self.pad, self.out
-        if self.method == MAX:
-            planes = xp.arange(n * c).reshape(n, c, 1, 1) * (h * w)
-            index = (self.argmax + planes).ravel()
-            bottom[0].diff[...] = xp.bincount(index, weights=dy.ravel(), minlength=n * c * h * w).reshape(
-                bottom[0].shape)
+        h, w = bottom[0].shape[2:]
+        dx = bottom[0].diff
+        if self.global_pooling:
+            flat = dx.reshape(dx.shape[0], dx.shape[1], -1)
+            if self.method == MAX:
+                flat[...] = 0
+                xp.put_along_axis(flat, self.argmax.reshape(flat.shape[0], -1, 1), dy.reshape(flat.shape[0], -1, 1),
+                                  axis=2)
+            else:
+                flat[...] = dy.reshape(flat.shape[0], -1, 1) / dy.dtype.type(h * w)
             return
-        hp, wp = self._padded_extent(h, w)
-        grad = dy / xp.asarray(self._pool_sizes(h, w, dy.dtype))
-        padded = xp.zeros((n, c, hp, wp), dtype=dy.dtype)
-        for ky in range(kh):
-            for kx in range(kw):
-                padded[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw] += grad
-        bottom[0].diff[...] = padded[:, :, ph:ph + h, pw:pw + w]
+        if self.method == MAX and self.argmax is None:
+            raise self.error("backward after a forward that kept no argmax (the net needed no backward here)")
+        taps = list(self._taps(h, w))
+        if self.method == AVE:
+            dy = dy / xp.asarray(self._pool_sizes(h, w, dy.dtype))
+        count, step = self._slabs(dx.shape[1])
+        # windows that do not overlap write each bottom cell once: assign instead of add
+        disjoint = self.kernel[0] <= self.stride[0] and self.kernel[1] <= self.stride[1]
+
+        def slab(i):
+            s = slice(i * step, (i + 1) * step)
+            dyi, dxi = dy[:, s], dx[:, s]
+            dxi[...] = 0
+            for t, src, dst in taps:
+                if self.method == AVE:
+                    g = dyi[dst]
+                elif disjoint:
+                    xp.multiply(dyi[dst], self.argmax[:, s][dst] == t, out=dxi[src])
+                    continue
+                else:
+                    g = dyi[dst] * (self.argmax[:, s][dst] == t)
+                if disjoint:
+                    dxi[src] = g
+                else:
+                    dxi[src] += g
+        run(slab, count)

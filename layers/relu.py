@@ -1,7 +1,11 @@
 """ReLU layer ("ReLU"): max(x, 0) + negative_slope * min(x, 0). Semantics: caffe relu_layer.cpp.
-Usually in place (bottom == top); the gradient test reads the (post-ReLU) data, which has the same sign."""
+Usually in place (bottom == top); the gradient test reads the (post-ReLU) data, which has the same sign.
+On the CPU large blobs are done in slabs on the convolution kernels' threads (numpy releases the GIL)."""
 from layers.base import Layer
+from layers.im2col import parallel_map
 from layers.registry import register
+
+SLAB = 1 << 20           # elements per slab: enough that a slab's work dwarfs handing it to a thread
 
 
 @register("ReLU")
@@ -16,21 +20,38 @@ class ReLULayer(Layer):
         if top[0] is not bottom[0]:
             top[0].reshape(*bottom[0].shape)
 
-    def forward(self, bottom, top):
-        xp = self.xp(bottom[0])
-        x = bottom[0].data
+    def _forward(self, xp, x, y):
         if self.negative_slope:
-            top[0].data[...] = xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+            y[...] = xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))
         else:
-            xp.maximum(x, 0, out=top[0].data)
+            xp.maximum(x, 0, out=y)
 
-    def backward(self, top, propagate_down, bottom):
+    def _backward(self, xp, x, dy, dx):
+        positive = x > 0
+        if self.negative_slope:
+            dx[...] = xp.where(positive, dy, dy * dy.dtype.type(self.negative_slope))
+        else:
+            xp.multiply(dy, positive, out=dx)      # in place when top is bottom: no temporary
+
+    def forward_gpu(self, bottom, top):
+        self._forward(self.xp(bottom[0]), bottom[0].data, top[0].data)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            self._backward(self.xp(top[0]), bottom[0].data, top[0].diff, bottom[0].diff)
+
+    def forward_cpu(self, bottom, top):
+        if not (bottom[0].data.flags.c_contiguous and top[0].data.flags.c_contiguous):
+            return self.forward_gpu(bottom, top)           # slabs need flat views
+        x, y = bottom[0].data.reshape(-1), top[0].data.reshape(-1)
+        parallel_map(lambda i: self._forward(self.xp(bottom[0]), x[i * SLAB:(i + 1) * SLAB],
+                                             y[i * SLAB:(i + 1) * SLAB]), -(-x.size // SLAB))
+
+    def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        xp = self.xp(top[0])
-        positive = bottom[0].data > 0
-        dy = top[0].diff
-        if self.negative_slope:
-            bottom[0].diff[...] = xp.where(positive, dy, dy * dy.dtype.type(self.negative_slope))
-        else:
-            bottom[0].diff[...] = dy * positive
+        if not all(a.flags.c_contiguous for a in (bottom[0].data, top[0].diff, bottom[0].diff)):
+            return self.backward_gpu(top, propagate_down, bottom)
+        x, dy, dx = bottom[0].data.reshape(-1), top[0].diff.reshape(-1), bottom[0].diff.reshape(-1)
+        parallel_map(lambda i: self._backward(self.xp(top[0]), x[i * SLAB:(i + 1) * SLAB], dy[i * SLAB:(i + 1) * SLAB],
+                                              dx[i * SLAB:(i + 1) * SLAB]), -(-x.size // SLAB))

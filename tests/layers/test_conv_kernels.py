@@ -44,12 +44,24 @@ CASES = [
 ]
 
 
+def winograd_anywhere(kernel, stride, dilation, *sizes):
+    return kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1)
+
+
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("winograd", [False, True], ids=["default", "winograd"])
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
-def test_kernels_match_reference(case, dtype, monkeypatch):
+def test_kernels_match_reference(case, winograd, dtype, monkeypatch):
     n, c, h, wd, m, kernel, stride, pad, dilation, group = case
+    if winograd and not winograd_anywhere(kernel, stride, dilation):
+        pytest.skip("Winograd F(2x2, 3x3) takes 3x3 stride-1 kernels only")
     # tiny blocks, so that every block boundary (and the last partial block) is exercised
     monkeypatch.setattr(kernels, "_block_rows", lambda cols, mm, size, total, **kw: max(1, min(total, 2)))
+    monkeypatch.setattr(kernels, "_col_block_rows", lambda k, ow, oh, size, **kw: max(1, min(oh, 2)))
+    monkeypatch.setattr(kernels, "_MIN_SLAB", 3)         # GEMMs split in slabs between threads
+    monkeypatch.setattr(kernels, "_WINOGRAD_TILES", 1)   # one row of tiles per block
+    if winograd:                                         # also where it would not pay: small channel counts
+        monkeypatch.setattr(kernels, "_uses_winograd", winograd_anywhere)
     x = rng.normal(size=(n, c, h, wd))
     w = rng.normal(size=(m, c // group) + kernel)
     b = rng.normal(size=m)
@@ -74,6 +86,9 @@ def test_kernels_match_reference(case, dtype, monkeypatch):
 
 
 def test_each_lowering_is_exercised():
+    assert kernels._uses_winograd((3, 3), (1, 1), (1, 1), 256, 256, 175, 175)      # FCN's conv3_x at 500x500
+    assert not kernels._uses_winograd((3, 3), (1, 1), (1, 1), 64, 64, 698, 698)    # conv1_2: taps
+    assert not kernels._uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 44, 44)    # conv5_x: taps
     assert kernels._uses_taps(32, 11, 3, (1, 1), 1)
     assert not kernels._uses_taps(3, 300, 3, (1, 1), 1)          # K = 3 is too thin for a GEMM per tap
     assert not kernels._uses_taps(32, 11, 3, (2, 2), 1)          # strided: im2col
