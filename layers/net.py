@@ -427,6 +427,7 @@ class Net:
         return seen.values()
 
     def to_gpu(self, device_id=0):
+        backend.use_device(device_id)          # temporaries go where the blobs are (caffe.set_device)
         for blob in self._all_blobs():
             blob.to_gpu(device_id)
         for layer in self.layers:

@@ -7,6 +7,7 @@ FCN trains with `normalize: false` and batch 1: a sum over pixels, hence its tin
 """
 import numpy
 
+from layers import backend
 from layers.base import LossLayer
 from layers.registry import register
 from layers.softmax import canonical_axis, softmax
@@ -74,7 +75,7 @@ class SoftmaxWithLossLayer(LossLayer):
             n = 1
         return max(1.0, float(n))
 
-    def forward(self, bottom, top):
+    def forward_cpu(self, bottom, top):
         xp = self.xp(bottom[0])
         channels = bottom[0].shape[self.axis]
         scores = bottom[0].data.reshape(self.outer, channels, self.inner)
@@ -91,7 +92,7 @@ class SoftmaxWithLossLayer(LossLayer):
         if len(top) > 1:
             top[1].data[...] = self.prob.reshape(top[1].shape)
 
-    def backward(self, top, propagate_down, bottom):
+    def backward_cpu(self, top, propagate_down, bottom):
         if propagate_down[1]:
             raise self.error("cannot back-propagate to the label input; set propagate_down: false for it")
         if not propagate_down[0]:
@@ -103,3 +104,90 @@ class SoftmaxWithLossLayer(LossLayer):
         if self.ignore_label is not None:
             grad *= self.valid
         grad *= grad.dtype.type(float(top[0].diff) / self._normalizer(self.valid_count))
+
+    # -- GPU: the same arithmetic in two kernels (below) and one read of three numbers per forward
+    def forward_gpu(self, bottom, top):
+        channels = bottom[0].shape[self.axis]
+        self.prob = softmax(bottom[0].data.reshape(self.outer, channels, self.inner), axis=1)
+        loss, self.valid_count, bad = softmax_loss_forward_gpu(self.prob, bottom[1].data, self.ignore_label)
+        if bad:
+            self._labels(bottom)                       # raises the CPU path's error, naming the bad labels
+        top[0].data[...] = loss / self._normalizer(self.valid_count)
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(top[1].shape)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[1]:
+            raise self.error("cannot back-propagate to the label input; set propagate_down: false for it")
+        if not propagate_down[0]:
+            return
+        grad = bottom[0].diff.reshape(self.prob.shape)
+        # top diff / normalizer as the CPU path rounds it, left on the device: the backward reads nothing back
+        scale = (top[0].diff.astype(numpy.float64) / self._normalizer(self.valid_count)).astype(grad.dtype)
+        softmax_loss_backward_gpu(self.prob, bottom[1].data, scale, self.ignore_label, grad)
+
+
+# SoftmaxWithLoss on the GPU (cf. caffe softmax_loss_layer.cu): the loss per cell and the gradient, with
+# ignore_label, one ElementwiseKernel each. Their numpy twin, and test oracle, is forward_cpu/backward_cpu. Labels
+# are truncated to int as the twin's astype does; labels out of range are counted, and the twin's check then raises.
+_FLT_MIN = repr(float(numpy.finfo(numpy.float32).tiny))       # as a C literal: exact in float and double
+
+_softmax_loss_fwd = backend.ElementwiseKernel(
+    "raw T prob, T label, int32 channels, int32 inner, int32 ignore_label, bool has_ignore",
+    "T loss, T valid, int32 bad",
+    """
+    int l = (int)label;
+    loss = 0;
+    valid = 0;
+    bad = 0;
+    if (!(has_ignore && l == ignore_label)) {
+      if (l < 0 || l >= channels) {
+        bad = 1;
+      } else {
+        T p = prob[((int)(i / inner) * channels + l) * inner + (int)(i % inner)];
+        loss = -log(p > (T)FLT_MIN_ ? p : (T)FLT_MIN_);
+        valid = 1;
+      }
+    }
+    """.replace("FLT_MIN_", _FLT_MIN),
+    "fcn_softmax_loss_fwd")
+
+_softmax_loss_bwd = backend.ElementwiseKernel(
+    "T prob, raw T label, T scale, int32 channels, int32 inner, int32 ignore_label, bool has_ignore",
+    "T grad",
+    """
+    int s = i % inner;
+    int c = i / inner % channels;
+    int l = (int)label[(int)(i / ((ptrdiff_t)inner * channels)) * inner + s];
+    if (has_ignore && l == ignore_label) {
+      grad = 0;
+    } else {
+      grad = (c == l ? prob - (T)1 : prob) * scale;
+    }
+    """,
+    "fcn_softmax_loss_bwd")
+
+
+def softmax_loss_forward_gpu(prob, label, ignore_label):
+    """prob (outer, C, inner) and label (outer * inner values) -> (sum of the losses, valid cells, bad labels),
+    as host numbers: the one read the forward makes."""
+    xp = backend.get_array_module(prob)
+    outer, channels, inner = prob.shape
+    label = label.reshape(outer * inner)
+    loss = xp.empty(label.shape, dtype=prob.dtype)
+    valid = xp.empty(label.shape, dtype=prob.dtype)
+    bad = xp.empty(label.shape, dtype=numpy.int32)
+    _softmax_loss_fwd(xp.ascontiguousarray(prob), label, channels, inner,
+                      0 if ignore_label is None else ignore_label, ignore_label is not None, loss, valid, bad)
+    sums = xp.stack([loss.sum(dtype=numpy.float64), valid.sum(dtype=numpy.float64), bad.sum(dtype=numpy.float64)])
+    loss_sum, valid_count, bad_count = (float(v) for v in backend.to_cpu(sums))
+    return loss_sum, int(valid_count), int(bad_count)
+
+
+def softmax_loss_backward_gpu(prob, label, scale, ignore_label, grad):
+    """grad (outer, C, inner) = (prob - onehot(label)) * scale, 0 at ignored cells; scale is a 0-d array on the
+    device (top diff / normalizer), so the backward reads nothing back."""
+    xp = backend.get_array_module(prob)
+    outer, channels, inner = prob.shape
+    _softmax_loss_bwd(prob, xp.ascontiguousarray(label.reshape(outer * inner)), scale, channels, inner,
+                      0 if ignore_label is None else ignore_label, ignore_label is not None, grad)

@@ -12,10 +12,9 @@ import numpy
 import pytest
 
 from layers import backend
-from layers.im2col import col2im, conv_outsize, im2col
-from layers.kernels.im2col import col2im_gpu, im2col_gpu
-from layers.kernels.pooling import max_pool_backward_gpu, max_pool_forward_gpu
-from layers.kernels.softmax_loss import softmax_loss_backward_gpu, softmax_loss_forward_gpu
+from layers.im2col import col2im, col2im_gpu, conv_outsize, im2col, im2col_gpu
+from layers.pooling import max_pool_backward_gpu, max_pool_forward_gpu
+from layers.softmax_with_loss import softmax_loss_backward_gpu, softmax_loss_forward_gpu
 from solver import sgd
 from tests import cuda_sim
 from tests.conftest import gpu
@@ -182,8 +181,7 @@ def test_sgd_update_kernel_matches_the_solver_arithmetic(run, dtype):
 
 def all_kernels():
     """Every kernel: they are defined when their modules are imported (all of them, by now)."""
-    for module in ("layers", "layers.kernels.im2col", "layers.kernels.pooling", "layers.kernels.softmax_loss",
-                   "solver.sgd"):
+    for module in ("layers", "solver.sgd"):
         importlib.import_module(module)
     return list(backend.KERNELS)
 
