@@ -76,7 +76,7 @@ def infer(net, rgb, mean=VOC_MEAN, layer=None, input_name=None):
     layer = score_blob(net, layer)
     in_ = preprocess(rgb, mean)
     start = time.perf_counter()
-    net.forward(**{name: in_[numpy.newaxis]})
+    net.forward(blobs=[layer], **{name: in_[numpy.newaxis]})      # asked for: kept even when blobs are released
     label = backend.to_cpu(net.blobs[layer].data[0].argmax(0))      # to_cpu waits for the GPU
     return numpy.asarray(label), time.perf_counter() - start
 
@@ -99,6 +99,7 @@ def main(argv=None):
         parser.error(str(e))
 
     net = Net(args.deploy, phase="TEST", weights=args.weights, device=args.gpu)
+    net.release_blobs = True            # free activations no later layer reads: inference needs a fraction
     layer = score_blob(net, args.layer)
     n_cl = net.blobs[layer].channels
     palette = voc_palette(max(n_cl, 256))
