@@ -1,0 +1,45 @@
+"""python -m demo [--out DIR] [--size tiny|default|large] [--gpu N] [--seed S] [--stages ...] [--quiet]
+
+The FCN paper's staged pipeline end to end on synthetic data made here (no downloads): a classifier pretrained
+with `python -m solver`, convolutionalized, then FCN-32s-fixed, FCN-32s, FCN-16s and FCN-8s, each scored on val.
+Writes DIR/results.md, DIR/results.json and DIR/figures/*.png (default DIR: ./demo_out).
+
+`--write-nets DIR` only writes the default configuration's nets (DIR/demo-*/{train,val,solver}.prototxt, data
+paths under demo_out/) and exits: demo/prototxt/ is made this way (python -m demo --write-nets demo/prototxt).
+"""
+import argparse
+import os
+import sys
+
+from demo import nets, pipeline
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    parser.add_argument("--size", default="default", choices=sorted(pipeline.CONFIGS),
+                        help="tiny (a smoke test), default (about 10 minutes on 2 CPU cores), large (for a GPU)")
+    parser.add_argument("--gpu", type=int, default=None, help="GPU id (default: the CPU)")
+    parser.add_argument("--seed", type=int, default=0, help="data, initialisation and sampling seed (default 0)")
+    parser.add_argument("--stages", nargs="+", default=list(nets.STAGES), choices=nets.STAGES,
+                        help="FCN stages to run, in order (each needs the one it starts from)")
+    parser.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    parser.add_argument("--write-nets", metavar="DIR", help="write the default nets under DIR and exit")
+    args = parser.parse_args(argv)
+    if args.write_nets:
+        for folder in pipeline.write_nets(args.write_nets, "demo_out", pipeline.CONFIGS["default"], seed=0).values():
+            print(folder)
+        return 0
+    order = list(nets.STAGES)
+    paths = pipeline.Paths(args.out)
+    for stage in args.stages:
+        need = pipeline.INIT_FROM[stage]
+        if need.startswith("fcn") and need[3:] not in args.stages and not os.path.isfile(paths.model(need)):
+            parser.error(f"stage {stage} starts from {paths.model(need)}, which does not exist: run {need[3:]} too")
+    pipeline.run(args.out, args.size, args.seed, args.gpu, sorted(args.stages, key=order.index), args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
