@@ -19,7 +19,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument("--size", default="default", choices=sorted(pipeline.CONFIGS),
-                        help="tiny (a smoke test), default (about 10 minutes on 2 CPU cores), large (for a GPU)")
+                        help="tiny (the test's, 1-2 minutes), default (10-17 minutes on 2 CPU cores), large (for a GPU)")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (default: the CPU)")
     parser.add_argument("--seed", type=int, default=0, help="data, initialisation and sampling seed (default 0)")
     parser.add_argument("--stages", nargs="+", default=list(nets.STAGES), choices=nets.STAGES,
@@ -37,7 +37,11 @@ def main(argv=None):
         need = pipeline.INIT_FROM[stage]
         if need.startswith("fcn") and need[3:] not in args.stages and not os.path.isfile(paths.model(need)):
             parser.error(f"stage {stage} starts from {paths.model(need)}, which does not exist: run {need[3:]} too")
-    pipeline.run(args.out, args.size, args.seed, args.gpu, sorted(args.stages, key=order.index), args.quiet)
+    try:
+        pipeline.run(args.out, args.size, args.seed, args.gpu, sorted(args.stages, key=order.index), args.quiet)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"python -m demo: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

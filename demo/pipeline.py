@@ -10,10 +10,13 @@
 Each stage is scored on val (solver.score's histogram and metrics) and drawn (image, ground truth, prediction).
 Results: OUT/results.md and OUT/results.json, OUT/figures/*.png; nets under OUT/nets, weights under OUT/models.
 
-Training settings (see docs in DEMO_NOTES): SGD, momentum 0.9, weight decay 5e-4, lr 0.01 at every stage, loss
-normalised over valid pixels, batch 8. FCN's own recipe (summed loss, momentum 0.99, batch 1, rates 1e-10..1e-14)
-is meant for 500 x 500 images and hundreds of thousands of iterations; with a few hundred iterations it leaves new
-skip layers untrained.
+Training settings: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 at every stage, loss normalised over valid
+pixels, batch 8. FCN's own recipe (summed loss, momentum 0.99, batch 1, rates 1e-10..1e-14) is meant for 500 x 500
+images and a hundred thousand iterations; in a few hundred it leaves the new skip layers untrained.
+
+The FCNs read the VOC-layout folder through SegFolderData (batch_size 8 at the one image size) rather than
+VOCSegData, which gives batch 1: the same 8 images as 8 passes of batch 1 with iter_size 8 cost as much in the
+convolutions but 8 times as much in every per-pass overhead (the 64 x 64 upsampling above all).
 """
 import dataclasses
 import json
@@ -162,8 +165,8 @@ def check_config(config):
     k = _pool5_size(config.crop)
     if k % 2 == 0 or k < 3:
         raise ValueError(f"demo: {config.crop} x {config.crop} crops give a {k} x {k} pool5, so fc6 would be {k} x "
-                         f"{k}; it must be odd and at least 3 (an even fc6 shifts the skip crops by half a pixel, "
-                         f"which Caffe's Crop cannot do): use crops of 65-96 pixels")
+                         f"{k}; it must be odd and at least 3 (a 2 x 2 fc6 makes the pool3 crop offset negative, which "
+                         f"Caffe's Crop cannot do): use crops of 65-96 pixels")
     if config.n_val % config.val_batch or config.n_crops_val % config.clf_val_batch:
         raise ValueError("demo: n_val and n_crops_val must be multiples of their validation batch sizes")
 
@@ -405,8 +408,9 @@ def write_results(paths, results):
              f"{c['n_train']} train / {c['n_val']} val images of {c['size']} x {c['size']} pixels, "
              f"{synthetic.NUM_CLASSES - 1} object classes + background; scores on val, in percent.", "",
              table, "",
-             f"Classifier (the ILSVRC stand-in): held-out accuracy {100 * results['classifier_accuracy']:.1f}% "
-             f"after {c['clf_iters']} Adam iterations.", "",
+             (f"Classifier (the ILSVRC stand-in): held-out accuracy {100 * results['classifier_accuracy']:.1f}% "
+              f"after {c['clf_iters']} Adam iterations." if results["classifier_accuracy"] is not None else
+              "Classifier: not retrained in this run."), "",
              "Paper's findings on this data: " + "; ".join(f"{what}: {'yes' if ok else 'NO'}"
                                                            for what, ok in results["findings"]) + ".", "",
              "Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + f" (device: {results['device']}).", "",
@@ -448,8 +452,12 @@ def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES,
     write_nets(paths.nets, out, config, seed)
     timings["data"] = time.perf_counter() - start
 
-    clf_weights, accuracy, timings["pretraining"] = pretrain(paths, config, device, log)
-    convolutionalize(paths, clf_weights, log)
+    if any(INIT_FROM[stage] == "classifier-conv" for stage in stages) or not os.path.isfile(
+            paths.model("classifier-conv")):
+        clf_weights, accuracy, timings["pretraining"] = pretrain(paths, config, device, log)
+        convolutionalize(paths, clf_weights, log)
+    else:                                   # later stages only: they start from saved FCN weights
+        accuracy = None
 
     results = {"size": size, "seed": seed, "device": devname, "config": dataclasses.asdict(config),
                "classifier_accuracy": accuracy, "stages": {}, "timings": timings}

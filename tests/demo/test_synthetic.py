@@ -86,3 +86,24 @@ def test_voc_layout_round_trips(tmp_path):
     synthetic.write_voc(str(root), seed=1, n_train=3, n_val=2, size=32)
     with pytest.raises(ValueError, match="other settings"):
         synthetic.write_voc(str(root), seed=2, n_train=3, n_val=2, size=32)
+
+
+@pytest.mark.parametrize("layer_type", ["VOCSegData", "SegFolderData"])
+def test_the_data_layers_read_it_unchanged(tmp_path, layer_type):
+    from layers import Net
+    root = tmp_path / "voc"
+    synthetic.write_voc(str(root), seed=2, n_train=2, n_val=2, size=32)
+    if layer_type == "VOCSegData":
+        params = f"{{'voc_dir': '{root}', 'split': 'val', 'mean': (0, 0, 0)}}"
+    else:
+        params = (f"{{'image_dir': '{root}/JPEGImages', 'label_dir': '{root}/SegmentationClass', "
+                  f"'split': '{root}/ImageSets/Segmentation/val.txt', 'num_classes': 7, 'mean': (0, 0, 0), "
+                  f"'batch_size': 2, 'crop': 32}}")
+    net = Net(f'layer {{ name: "data" type: "{layer_type}" top: "data" top: "label" '
+              f'python_param {{ param_str: "{params}" }} }}')
+    net.forward()
+    for i in range(net.blobs["data"].shape[0]):
+        image, label, _ = synthetic.make_image(2, "val", i, size=32)
+        assert (net.blobs["label"].data[i, 0] == label).all()
+        bgr = image[..., ::-1].transpose(2, 0, 1).astype(numpy.float64)
+        assert numpy.abs(net.blobs["data"].data[i] - bgr).mean() < 4           # JPEG at quality 95

@@ -1,6 +1,7 @@
 """The pycaffe-like API: solver types by `type` and legacy `solver_type`, train/test nets (files or inline, TEST
 phase, test_state), the test loop and its means, test_interval/test_initialization, average_loss smoothing, Caffe's
 log lines, callbacks, path resolution, finetuning weights, and the NaN stop."""
+import logging
 import os
 import re
 
@@ -10,6 +11,7 @@ import pytest
 from netspec import caffe_pb2, io as netio
 from solver import (SOLVERS, AdaDeltaSolver, AdaGradSolver, AdamSolver, DivergedError, NesterovSolver, RMSPropSolver,
                     SGDSolver, get_solver)
+from solver.log import get_logger
 from tests.solver.tiny import NET, make_data, make_tiny, solver_text
 
 # -------------------------------------------------------------------- choosing the solver
@@ -161,6 +163,9 @@ NUM = r"[-+\d.e]+"
 
 
 def test_log_lines_are_caffes(tmp_path, capsys):
+    logger = get_logger()                 # other tests (the demo) quiet the solver's logger for a while
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
     solver = get_solver(make_tiny(tmp_path, display=2, snapshot=4))
     solver.solve()
     lines = capsys.readouterr().err.splitlines()
