@@ -22,7 +22,8 @@ setup(
     install_requires=["numpy>=1.22", "scipy>=1.8", "protobuf>=7.35.1,<8", "h5py>=3.6", "pillow>=9.0"],
     extras_require={
         "gpu": ["cupy-cuda12x>=13"],
-        # grpcio-tools brings protoc, used to check that netspec/caffe_pb2.py is current
-        "test": ["pytest>=7", "grpcio-tools==1.85.1"],
+        # grpcio-tools brings protoc, used to check that netspec/caffe_pb2.py is current; OpenCV's Caffe
+        # importer (gone from OpenCV 5) is a second reader of what `python -m weights convert` writes
+        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5"],
     },
 )

@@ -634,12 +634,61 @@ def _winograd_conv(x, u, out, bias, pad):
     _POOL.map(block, -(-(oy1 - oy0) // (2 * tr)))
 
 
-def _col_rows(x, col, r0, n, kernel, stride, pad, dilation):
-    """im2col of output rows r0..r0+n-1 into col (C, kh, kw, >=n, OW)."""
+def _col_rows(x, col, r0, n, kernel, stride, pad, dilation, cells=None):
+    """im2col of output rows r0..r0+n-1 into col (C, kh, kw, >=n, OW), from x or, when given, its _Cells."""
+    if cells is not None:
+        return cells.gather(col, r0, n)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
     for ky in range(kh):
         for kx in range(kw):
             _copy_tap(x[None], col[None, :, ky, kx, :n], r0 * sh + ky * dh - ph, kx * dw - pw, sh, sw)
+
+
+def _uses_cells(kernel, stride, dilation):
+    """Whether the stride divides the kernel (undilated, strided): then every tap lands in a whole cell of
+    stride x stride pixels, a whole number of cells from its window's corner, and im2col/col2im move
+    (kh/sh)*(kw/sw) blocks of cells instead of kh*kw single taps: FCN's k64 s32 upsampling is 4 blocks, not 4096."""
+    (kh, kw), (sh, sw) = kernel, stride
+    return dilation == (1, 1) and sh * sw > 1 and kh % sh == 0 and kw % sw == 0
+
+
+class _Cells:
+    """A zero-padded image (C, H, W) on a canvas of cells: grid[c, i, r, j, q] is padded pixel (i*sh + r, j*sw + q),
+    so tap (a*sh + r, b*sw + q) of output (y, x) is grid[c, y + a, r, x + b, q]."""
+
+    def __init__(self, c, h, w, out_h, out_w, kernel, stride, pad, dtype):
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
+        self.blocks = (kh // sh, kw // sw)
+        self.stride = stride
+        self.out_w = out_w
+        # every window, and every image pixel (rows past the last window get a zero gradient), on the canvas
+        rows = max(out_h + self.blocks[0] - 1, -(-(ph + h) // sh))
+        cols = max(out_w + self.blocks[1] - 1, -(-(pw + w) // sw))
+        self.canvas = numpy.zeros((c, rows * sh, cols * sw), dtype=dtype)
+        self.grid = self.canvas.reshape(c, rows, sh, cols, sw)
+        self.image = self.canvas[:, ph:ph + h, pw:pw + w]
+
+    def _blocks_of(self, col):
+        """col (C, kh, kw, rows, OW) as (C, kh/sh, sh, kw/sw, sw, rows, OW)."""
+        (fh, fw), (sh, sw) = self.blocks, self.stride
+        return col.reshape(col.shape[0], fh, sh, fw, sw, *col.shape[3:])
+
+    def gather(self, col, r0, n):
+        """im2col of output rows r0..r0+n-1 into col (C, kh, kw, >=n, OW)."""
+        col = self._blocks_of(col)
+        ow = self.out_w
+        for a in range(self.blocks[0]):
+            for b in range(self.blocks[1]):
+                col[:, a, :, b, :, :n] = self.grid[:, r0 + a:r0 + a + n, :, b:b + ow].transpose(0, 2, 4, 1, 3)
+
+    def scatter(self, dcol, r0, n, channels):
+        """col2im: add dcol (C, kh, kw, >=n, OW), output rows r0..r0+n-1, onto the canvas (those channels)."""
+        dcol = self._blocks_of(dcol)
+        ow = self.out_w
+        for a in range(self.blocks[0]):
+            for b in range(self.blocks[1]):
+                self.grid[channels, r0 + a:r0 + a + n, :, b:b + ow] += \
+                    dcol[channels, a, :, b, :, :n].transpose(0, 3, 1, 4, 2)
 
 
 def _col_block_rows(k, ow, oh, itemsize, budget=32 << 20):
@@ -657,10 +706,11 @@ def _col_conv(x, wmat, out, bias, kernel, stride, pad, dilation):
         out[...] = 0 if bias is None else bias.reshape(-1, 1, 1)      # rows that see only padding
     rows = _col_block_rows(k, ow, oy1 - oy0, x.itemsize)
     col = numpy.empty((c, kernel[0], kernel[1], rows, ow), dtype=x.dtype)
+    cells = _padded_cells(x, oh, ow, kernel, stride, pad, dilation)
     out2 = out.reshape(m, oh * ow)
     for r0 in range(oy0, oy1, rows):
         n = min(rows, oy1 - r0)
-        _col_rows(x, col, r0, n, kernel, stride, pad, dilation)
+        _col_rows(x, col, r0, n, kernel, stride, pad, dilation, cells)
         _split_gemm(x.dtype, m, n * ow, k, _address(wmat), k, _address(col), rows * ow,
                     _address(out2[:, r0 * ow:]), oh * ow)
         if bias is not None:
@@ -676,13 +726,17 @@ def _col_data_grad(dy, wmat, dx, kernel, stride, pad, dilation):
     rows = _col_block_rows(k, ow, oh, dy.itemsize)
     dcol = numpy.empty((c, kh, kw, rows, ow), dtype=dy.dtype)
     dy2 = dy.reshape(m, oh * ow)
-    dx[...] = 0
+    cells = _Cells(c, h, w, oh, ow, kernel, stride, pad, dx.dtype) if _uses_cells(kernel, stride, dilation) else None
+    if cells is None:
+        dx[...] = 0
 
     chunks = min(c, 2 * _POOL.size)
     step = -(-c // chunks)
 
     def scatter(i, r0, n):         # columns of a slab of channels, added where they came from
         cs = slice(i * step, (i + 1) * step)
+        if cells is not None:
+            return cells.scatter(dcol, r0, n, cs)
         for ky in range(kh):
             y0, y1, iy = _tap_range(r0 * sh + ky * dh - ph, sh, n, h)
             for kx in range(kw):
@@ -696,6 +750,17 @@ def _col_data_grad(dy, wmat, dx, kernel, stride, pad, dilation):
         _split_gemm(dy.dtype, k, n * ow, m, _address(wmat), k, _address(dy2[:, r0 * ow:]), oh * ow,
                     _address(dcol), rows * ow, trans_a=True)
         _POOL.map(lambda i: scatter(i, r0, n), -(-c // step))    # slabs never overlap: no two threads add alike
+    if cells is not None:
+        dx[...] = cells.image
+
+
+def _padded_cells(x, out_h, out_w, kernel, stride, pad, dilation):
+    """x (C, H, W) on a _Cells canvas where the geometry allows it, else None."""
+    if not _uses_cells(kernel, stride, dilation):
+        return None
+    cells = _Cells(*x.shape, out_h, out_w, kernel, stride, pad, x.dtype)
+    cells.image[...] = x
+    return cells
 
 
 def _col_weight_grad(x, dy, dwmat, kernel, stride, pad, dilation):
@@ -706,10 +771,11 @@ def _col_weight_grad(x, dy, dwmat, kernel, stride, pad, dilation):
     oy0, oy1 = _touched(oh, h, kernel[0], stride[0], pad[0], dilation[0])
     rows = _col_block_rows(k, ow, oy1 - oy0, x.itemsize)
     col = numpy.empty((c, kernel[0], kernel[1], rows, ow), dtype=x.dtype)
+    cells = _padded_cells(x, oh, ow, kernel, stride, pad, dilation)
     dy2 = dy.reshape(m, oh * ow)
     for r0 in range(oy0, oy1, rows):
         n = min(rows, oy1 - r0)
-        _col_rows(x, col, r0, n, kernel, stride, pad, dilation)
+        _col_rows(x, col, r0, n, kernel, stride, pad, dilation, cells)
         _split_gemm(x.dtype, m, k, n * ow, _address(dy2[:, r0 * ow:]), oh * ow, _address(col), rows * ow,
                     _address(dwmat), k, beta=True, trans_b=True)
 

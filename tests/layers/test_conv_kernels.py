@@ -41,6 +41,12 @@ CASES = [
     (2, 16, 6, 7, 12, (1, 1), (1, 1), (0, 0), (1, 1), 1),      # pointwise
     (1, 9, 19, 23, 21, (5, 5), (3, 3), (2, 2), (1, 1), 3),     # stride 3, group 3
     (1, 20, 4, 3, 6, (3, 3), (1, 1), (0, 0), (1, 1), 1),       # output smaller than the kernel
+    # the stride divides the kernel: blocks of whole cells (FCN's upsampling k4 s2, k16 s8, k64 s32)
+    (1, 5, 10, 9, 4, (4, 4), (2, 2), (1, 1), (1, 1), 1),
+    (2, 3, 40, 36, 3, (16, 16), (8, 8), (0, 0), (1, 1), 1),
+    (1, 2, 70, 66, 3, (64, 64), (32, 32), (3, 5), (1, 1), 1),   # the last rows see no window: zero gradient
+    (1, 4, 11, 7, 6, (4, 3), (2, 3), (7, 0), (1, 1), 2),       # rectangular, pad beyond the kernel, groups
+    (1, 3, 9, 9, 2, (4, 4), (2, 2), (1, 1), (2, 2), 1),        # dilated: not in cells
 ]
 
 
@@ -93,6 +99,11 @@ def test_each_lowering_is_exercised():
     assert not kernels._uses_taps(3, 300, 3, (1, 1), 1)          # K = 3 is too thin for a GEMM per tap
     assert not kernels._uses_taps(32, 11, 3, (2, 2), 1)          # strided: im2col
     assert not kernels._uses_taps(512, 16, 7, (1, 1), 1)         # fc6: 6 wasted columns of 22
+    assert kernels._uses_cells((64, 64), (32, 32), (1, 1))        # FCN-32s upsampling
+    assert kernels._uses_cells((4, 3), (2, 3), (1, 1))
+    assert not kernels._uses_cells((3, 3), (2, 2), (1, 1))        # VGG-free strided 3x3: taps one by one
+    assert not kernels._uses_cells((4, 4), (2, 2), (2, 2))        # dilated
+    assert not kernels._uses_cells((3, 3), (1, 1), (1, 1))        # stride 1: a cell is a tap
 
 
 def test_gemm_honours_row_strides_and_accumulates():
