@@ -780,6 +780,77 @@ def _col_weight_grad(x, dy, dwmat, kernel, stride, pad, dilation):
                     _address(dwmat), k, beta=True, trans_b=True)
 
 
+def _batched(n, k, out_size, kernel, itemsize, budget=64 << 20):
+    """Whether to lower the whole batch at once: many small images, whose per-image GEMMs are so narrow that
+    per-call costs dominate (a classifier's late layers), when the batch's column matrix fits in `budget`
+    (and the kernel has few taps: the whole-batch col2im moves them one by one)."""
+    return n > 1 and out_size <= 2048 and kernel[0] * kernel[1] <= 49 and n * k * out_size * itemsize <= budget
+
+
+def _batch_columns(x, kernel, stride, pad, dilation, oh, ow):
+    """im2col of the whole batch x (N, C, H, W): a (C*kh*kw, N*OH*OW) matrix."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    n, c = x.shape[:2]
+    col = numpy.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    by_channel = x.transpose(1, 0, 2, 3)
+    for ky in range(kh):
+        for kx in range(kw):
+            _copy_tap(by_channel, col[:, ky, kx], ky * dh - ph, kx * dw - pw, sh, sw)
+    return col.reshape(c * kh * kw, n * oh * ow)
+
+
+def _by_channel(a):
+    """(N, C, H, W) -> the (C, N*H*W) matrix, copied."""
+    n, c = a.shape[:2]
+    return numpy.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(c, -1)
+
+
+def _batch_conv(x, wmat, out, bias, kernel, stride, pad, dilation):
+    """out (N, M, OH, OW) = the convolution of the whole batch x (N, C, H, W): one im2col, one GEMM."""
+    n, m, oh, ow = out.shape
+    col = _batch_columns(x, kernel, stride, pad, dilation, oh, ow)
+    y = numpy.empty((m, n * oh * ow), dtype=x.dtype)
+    k = col.shape[0]
+    _split_gemm(x.dtype, m, y.shape[1], k, _address(wmat), k, _address(col), y.shape[1], _address(y), y.shape[1])
+    y = y.reshape(m, n, oh, ow).transpose(1, 0, 2, 3)
+    if bias is None:
+        out[...] = y
+    else:
+        numpy.add(y, bias.reshape(-1, 1, 1), out=out)
+
+
+def _batch_data_grad(dy, wmat, dx, kernel, stride, pad, dilation):
+    """dx (N, C, H, W) = the input gradient of the whole batch: one GEMM, then col2im tap by tap."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    n, m, oh, ow = dy.shape
+    c, h, w = dx.shape[1:]
+    dy2 = _by_channel(dy)
+    k = wmat.shape[1]
+    dcol = numpy.empty((k, dy2.shape[1]), dtype=dy.dtype)
+    _split_gemm(dy.dtype, k, dy2.shape[1], m, _address(wmat), k, _address(dy2), dy2.shape[1], _address(dcol),
+                dcol.shape[1], trans_a=True)
+    dcol = dcol.reshape(c, kh, kw, n, oh, ow)
+    grad = numpy.zeros((c, n, h, w), dtype=dx.dtype)
+    for ky in range(kh):
+        y0, y1, iy = _tap_range(ky * dh - ph, sh, oh, h)
+        for kx in range(kw):
+            x0, x1, ix = _tap_range(kx * dw - pw, sw, ow, w)
+            if y1 > y0 and x1 > x0:
+                grad[:, :, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw] += \
+                    dcol[:, ky, kx, :, y0:y1, x0:x1]
+    dx[...] = grad.transpose(1, 0, 2, 3)
+
+
+def _batch_weight_grad(x, dy, dwmat, kernel, stride, pad, dilation):
+    """dwmat (M, C*kh*kw) += the weight gradient over the whole batch: one im2col, one GEMM."""
+    n, m, oh, ow = dy.shape
+    col = _batch_columns(x, kernel, stride, pad, dilation, oh, ow)
+    dy2 = _by_channel(dy)
+    k = col.shape[0]
+    _split_gemm(x.dtype, m, k, dy2.shape[1], _address(dy2), dy2.shape[1], _address(col), col.shape[1],
+                _address(dwmat), k, beta=True, trans_b=True)
+
+
 def _is_pointwise(kernel, stride, pad):
     return kernel == (1, 1) and stride == (1, 1) and pad == (0, 0)
 
@@ -796,7 +867,10 @@ def conv_forward_cpu(x, weight, bias, out, stride, pad, dilation, group=1):
         for g in range(group):
             wg = weight[g * mg:(g + 1) * mg]
             bg = None if bias is None else bias[g * mg:(g + 1) * mg]
-            if _is_pointwise(kernel, stride, pad):
+            if _batched(n, cg * kernel[0] * kernel[1], out.shape[2] * out.shape[3], kernel, x.itemsize):
+                _batch_conv(x[:, g * cg:(g + 1) * cg], numpy.ascontiguousarray(wg.reshape(mg, -1)),
+                            out[:, g * mg:(g + 1) * mg], bg, kernel, stride, pad, dilation)
+            elif _is_pointwise(kernel, stride, pad):
                 wmat = numpy.ascontiguousarray(wg.reshape(mg, cg))
                 for i in range(n):
                     o = out[i, g * mg:(g + 1) * mg]
@@ -833,7 +907,10 @@ def conv_data_grad_cpu(dy, weight, dx, stride, pad, dilation, group=1):
     with _POOL:
         for g in range(group):
             wg = weight[g * mg:(g + 1) * mg]
-            if _is_pointwise(kernel, stride, pad):
+            if _batched(n, cg * kh * kw, oh * ow, kernel, dy.itemsize):
+                _batch_data_grad(dy[:, g * mg:(g + 1) * mg], numpy.ascontiguousarray(wg.reshape(mg, -1)),
+                                 dx[:, g * cg:(g + 1) * cg], kernel, stride, pad, dilation)
+            elif _is_pointwise(kernel, stride, pad):
                 wmat = numpy.ascontiguousarray(wg.reshape(mg, cg))
                 for i in range(n):
                     _split_gemm(dy.dtype, cg, h * w, mg, _address(wmat), cg, _address(dy[i, g * mg:]), h * w,
@@ -871,7 +948,10 @@ def conv_weight_grad_cpu(x, dy, dweight, stride, pad, dilation, group=1):
     with _POOL:
         for g in range(group):
             dwg = dweight[g * mg:(g + 1) * mg]
-            if _is_pointwise(kernel, stride, pad):
+            if _batched(n, cg * kernel[0] * kernel[1], oh * ow, kernel, x.itemsize):
+                _batch_weight_grad(x[:, g * cg:(g + 1) * cg], dy[:, g * mg:(g + 1) * mg], dwg.reshape(mg, -1),
+                                   kernel, stride, pad, dilation)
+            elif _is_pointwise(kernel, stride, pad):
                 for i in range(n):
                     _split_gemm(x.dtype, mg, cg, h * w, _address(dy[i, g * mg:]), h * w, _address(x[i, g * cg:]),
                                 h * w, _address(dwg), cg, beta=True, trans_b=True)

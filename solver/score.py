@@ -77,27 +77,37 @@ def save_prediction(prediction, path):
 
 
 def compute_hist(net, save_dir, dataset, layer="score", gt="label", loss="loss"):
-    """Run the net once per id in `dataset` and return (histogram, mean loss).
+    """Run the net over the ids in `dataset` and return (histogram, mean loss per forward pass).
 
     The net's data layer walks its own split; `dataset` gives the count and the names of saved predictions
-    (palette PNGs of the class indices, save_dir/{id}.png). The mean loss is NaN when the net has no `loss` blob.
+    (palette PNGs of the class indices, save_dir/{id}.png). Each forward pass scores every image of its batch
+    (the reference scores only the first, which is the same at its batch of 1); the last pass scores only as many
+    as `dataset` has left. The mean loss is NaN when the net has no `loss` blob.
     """
     if layer not in net.blobs or gt not in net.blobs:
         raise ValueError(f"net '{net.name}' has no blob '{layer if layer not in net.blobs else gt}' to score "
                          f"(blobs: {', '.join(net.blobs)}); set layer= and gt=")
     n_cl = net.blobs[layer].channels
+    batch = net.blobs[layer].num
+    if net.blobs[gt].num != batch:
+        raise ValueError(f"net '{net.name}': blob '{layer}' has batch {batch} but '{gt}' has {net.blobs[gt].num}")
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
+    ids = list(dataset)
     hist = numpy.zeros((n_cl, n_cl))
     total_loss = 0.0
-    for sample_id in dataset:
+    passes = 0
+    for start in range(0, len(ids), batch):
         net.forward()
-        prediction = _cpu(net.blobs[layer].data[0].argmax(0))
-        hist += fast_hist(_cpu(net.blobs[gt].data[0, 0]), prediction, n_cl)
-        if save_dir:
-            save_prediction(prediction, os.path.join(save_dir, f"{sample_id}.png"))
+        passes += 1
+        predictions = _cpu(net.blobs[layer].data.argmax(1))
+        labels = _cpu(net.blobs[gt].data)
+        for k, sample_id in enumerate(ids[start:start + batch]):
+            hist += fast_hist(labels[k, 0], predictions[k], n_cl)
+            if save_dir:
+                save_prediction(predictions[k], os.path.join(save_dir, f"{sample_id}.png"))
         total_loss += float(_cpu(net.blobs[loss].data).ravel()[0]) if loss in net.blobs else float("nan")
-    return hist, total_loss / max(len(dataset), 1)
+    return hist, total_loss / max(passes, 1)
 
 
 def do_seg_tests(net, iteration, save_format, dataset, layer="score", gt="label", log=print):

@@ -55,12 +55,17 @@ def winograd_anywhere(kernel, stride, dilation, *sizes):
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
-@pytest.mark.parametrize("winograd", [False, True], ids=["default", "winograd"])
+@pytest.mark.parametrize("mode", ["default", "per-image", "winograd", "batched"])
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
-def test_kernels_match_reference(case, winograd, dtype, monkeypatch):
+def test_kernels_match_reference(case, mode, dtype, monkeypatch):
+    """default: the dispatch as it is; per-image: each image lowered alone (taps, Winograd where it pays, or
+    blocked im2col); winograd: per image, Winograd wherever it applies; batched: the whole batch lowered at once."""
     n, c, h, wd, m, kernel, stride, pad, dilation, group = case
+    winograd = mode == "winograd"
     if winograd and not winograd_anywhere(kernel, stride, dilation):
         pytest.skip("Winograd F(2x2, 3x3) takes 3x3 stride-1 kernels only")
+    if mode != "default":
+        monkeypatch.setattr(kernels, "_batched", lambda *args, **kw: mode == "batched")
     # tiny blocks, so that every block boundary (and the last partial block) is exercised
     monkeypatch.setattr(kernels, "_block_rows", lambda cols, mm, size, total, **kw: max(1, min(total, 2)))
     monkeypatch.setattr(kernels, "_col_block_rows", lambda k, ow, oh, size, **kw: max(1, min(oh, 2)))
@@ -104,6 +109,10 @@ def test_each_lowering_is_exercised():
     assert not kernels._uses_cells((3, 3), (2, 2), (1, 1))        # VGG-free strided 3x3: taps one by one
     assert not kernels._uses_cells((4, 4), (2, 2), (2, 2))        # dilated
     assert not kernels._uses_cells((3, 3), (1, 1), (1, 1))        # stride 1: a cell is a tap
+    assert kernels._batched(32, 64 * 9, 9 * 9, (3, 3), 4)          # a classifier's conv4 on 72 x 72 crops
+    assert not kernels._batched(1, 64 * 9, 9 * 9, (3, 3), 4)       # one image: nothing to batch
+    assert not kernels._batched(8, 3 * 9, 162 * 162, (3, 3), 4)    # large images: per image
+    assert not kernels._batched(8, 7 * 4096, 25, (64, 64), 4)      # FCN-32s upsampling: cells, per image
 
 
 def test_gemm_honours_row_strides_and_accumulates():
