@@ -156,3 +156,13 @@ class LossLayer(Layer):
 def dtype_of(bottom):
     """Layers compute in their input's dtype (float32 in nets, float64 in gradient checks)."""
     return bottom[0].dtype if bottom else numpy.float32
+
+
+class NeuronLayer(Layer):
+    """Caffe's NeuronLayer: one bottom, one top of its shape, or the bottom itself when run in place."""
+    exact_num_bottom = 1
+    exact_num_top = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(*bottom[0].shape)

@@ -2,24 +2,17 @@
 ones by 1 / (1 - dropout_ratio); in TEST, the identity. Semantics: caffe dropout_layer.cpp (element-wise, not
 channel-wise as pytorch-fcn's Dropout2d). Usually in place (FCN's drop6/drop7). The mask is drawn by the array
 module's global generator (numpy.random / cupy.random), so seeding that makes a run repeatable."""
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.registry import register
 
 
 @register("Dropout")
-class DropoutLayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class DropoutLayer(NeuronLayer):
     def setup(self, bottom, top):
         self.ratio = self.param.dropout_param.dropout_ratio
         if not 0 <= self.ratio < 1:
             raise self.error(f"dropout_param.dropout_ratio must be in [0, 1), got {self.ratio}")
         self.scale = 1.0 / (1.0 - self.ratio)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

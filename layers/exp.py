@@ -5,15 +5,12 @@ dy/dx = inner * y, so it may run in place.
 """
 import numpy
 
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.registry import register
 
 
 @register("Exp")
-class ExpLayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class ExpLayer(NeuronLayer):
     def setup(self, bottom, top):
         p = self.param.exp_param
         if p.base != -1 and not p.base > 0:
@@ -27,10 +24,6 @@ class ExpLayer(Layer):
             self.outer_scale = t(1)
         else:
             self.outer_scale = numpy.exp(t(p.shift)) if p.base == -1 else numpy.power(t(p.base), t(p.shift))
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def forward(self, bottom, top):
         xp = self.xp(bottom[0])

@@ -5,15 +5,12 @@ layer must not run in place when a gradient is needed.
 """
 import numpy
 
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.registry import register
 
 
 @register("Log")
-class LogLayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class LogLayer(NeuronLayer):
     def setup(self, bottom, top):
         p = self.param.log_param
         if p.base != -1 and not p.base > 0:
@@ -25,10 +22,6 @@ class LogLayer(Layer):
         self.base_scale = t(1) / log_base
         self.input_scale, self.input_shift = t(p.scale), t(p.shift)
         self.backward_num_scale = self.input_scale / log_base
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def _shifted(self, x):
         t = x.dtype.type

@@ -7,7 +7,7 @@ scale*power*y/(shift + scale*x).
 """
 import numpy
 
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.registry import register
 
 
@@ -27,17 +27,10 @@ def power_gradient(x, y, power, scale, shift):
 
 
 @register("Power")
-class PowerLayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class PowerLayer(NeuronLayer):
     def setup(self, bottom, top):
         p = self.param.power_param
         self.power, self.scale, self.shift = p.power, p.scale, p.shift
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def forward(self, bottom, top):
         xp = self.xp(bottom[0])

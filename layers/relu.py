@@ -1,7 +1,7 @@
 """ReLU layer ("ReLU"): max(x, 0) + negative_slope * min(x, 0). Semantics: caffe relu_layer.cpp.
 Usually in place (bottom == top); the gradient test reads the (post-ReLU) data, which has the same sign.
 On the CPU large blobs are done in slabs on the convolution kernels' threads (numpy releases the GIL)."""
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.im2col import parallel_map
 from layers.registry import register
 
@@ -9,16 +9,9 @@ SLAB = 1 << 20           # elements per slab: enough that a slab's work dwarfs h
 
 
 @register("ReLU")
-class ReLULayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class ReLULayer(NeuronLayer):
     def setup(self, bottom, top):
         self.negative_slope = self.param.relu_param.negative_slope
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def _forward(self, xp, x, y):
         if self.negative_slope:

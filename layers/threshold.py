@@ -1,20 +1,13 @@
 """Threshold layer ("Threshold"): y = 1 if x > threshold else 0 (strictly greater, compared in the data's
 dtype). Semantics: caffe threshold_layer.cpp. Forward only: Caffe has no gradient here."""
-from layers.base import Layer
+from layers.base import NeuronLayer
 from layers.registry import register
 
 
 @register("Threshold")
-class ThresholdLayer(Layer):
-    exact_num_bottom = 1
-    exact_num_top = 1
-
+class ThresholdLayer(NeuronLayer):
     def setup(self, bottom, top):
         self.threshold = self.param.threshold_param.threshold
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(*bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data
