@@ -33,11 +33,12 @@ class SGDSolver(Solver):
     type = "SGD"
 
     def compute_update_value(self, param_id, rate):
-        blob = self.net.learnable_params[param_id]
+        g = self.net.learnable_params[param_id].diff
         h = self.history_of(param_id)
         h *= f32(self.param.momentum)
-        h += self.local_rate(param_id, rate) * blob.diff
-        blob.diff[...] = h
+        g *= self.local_rate(param_id, rate)        # in place: the diff becomes the update just below anyway
+        h += g
+        g[...] = h
 
     def fused_update(self, param_id, rate):
         """On the GPU with L2 decay: regularize, update and apply in one kernel (see _sgd_update)."""

@@ -165,8 +165,10 @@ NUM = r"[-+\d.e]+"
 def test_log_lines_are_caffes(tmp_path):
     # in a fresh interpreter: what the log looks like must not depend on what earlier tests did to logging
     path = make_tiny(tmp_path, display=2, snapshot=4)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     run = subprocess.run([sys.executable, "-c", f"from solver import get_solver; get_solver({str(path)!r}).solve()"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert run.returncode == 0, run.stderr
     solver = get_solver(path)
     lines = run.stderr.splitlines()
