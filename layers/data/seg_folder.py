@@ -210,13 +210,30 @@ class SegFolderDataLayer(SegDataLayer):
         return image[:, y:y + ch, x:x + cw], label[y:y + ch, x:x + cw]
 
     # -- batches: batch_size samples in the reference's order
-    def reshape(self, bottom, top):
+    def _fill_batch(self):
         if self._batch is None:
             self._batch = []
             for n in range(self.batch_size):
                 if n:
                     self.advance()
                 self._batch.append(self.load(self.indices[self.idx]))
+
+    def fast_forward(self, batches):
+        """Skip `batches` forward passes exactly as that many forwards would. Random crops and mirrors draw from
+        the same generator as the order, so when they are on, the skipped samples are loaded (their sizes decide
+        the crop draws); otherwise only the order moves on."""
+        draws = self.random and (self.crop or self.mirror)
+        for _ in range(int(batches)):
+            if draws:
+                self._fill_batch()
+            elif self._batch is None:
+                for _ in range(self.batch_size - 1):
+                    self.advance()
+            self._batch = None
+            self.advance()
+
+    def reshape(self, bottom, top):
+        self._fill_batch()
         image, label = self._batch[0]
         top[0].reshape(self.batch_size, *image.shape)
         top[1].reshape(self.batch_size, *label.shape)

@@ -143,3 +143,24 @@ def test_valid_dataset_passes_quietly(tmp_path):
     for k in range(4):              # TEST phase: the split in order
         layer.run_forward([], [data, label])
         numpy.testing.assert_array_equal(label.data[0, 0], labels[f"v{k % 3}"])
+
+
+@pytest.mark.parametrize("extra", [", 'crop': 7, 'mirror': True, 'batch_size': 3, 'seed': 5",     # draws per sample
+                                   ", 'resize': (8, 9), 'batch_size': 2, 'seed': 5",                # order only
+                                   ", 'crop': 7, 'batch_size': 2, 'randomize': False"])             # in order
+@pytest.mark.parametrize("skip", [0, 1, 4])
+def test_fast_forward_reads_on_as_the_skipped_forwards_would(tmp_path, extra, skip):
+    """A restored solver fast-forwards its data layers: after it, the next batches are the uninterrupted run's."""
+    labels = {f"a{k}": numpy.full((9 + k, 10 + k), k % 3, dtype=numpy.uint8) for k in range(5)}
+    root = make_dataset(tmp_path, labels, sizes={f"a{k}": (9 + k, 10 + k) for k in range(5)})
+    straight, resumed = folder_layer(root, extra), folder_layer(root, extra)
+    tops_straight, tops_resumed = run(straight), run(resumed)
+    for _ in range(skip):
+        straight.run_forward([], tops_straight)
+    resumed.fast_forward(skip)
+    for _ in range(3):
+        for layer, tops in ((straight, tops_straight), (resumed, tops_resumed)):
+            layer.reshape([], tops)
+            layer.run_forward([], tops)
+        for a, b in zip(tops_straight, tops_resumed):
+            numpy.testing.assert_array_equal(a.data, b.data)

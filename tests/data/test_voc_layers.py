@@ -122,6 +122,23 @@ def test_train_order_is_seeded_randint_with_replacement(tmp_path, seed):
     assert seen == [r.randint(0, len(ids) - 1) for _ in range(12)]
 
 
+def test_fast_forward_skips_as_forwards_would(tmp_path):
+    samples = tiny_samples(5, numpy.random.default_rng(0))
+    root = make_voc(tmp_path / "VOC", [s[0] for s in samples], split="train", extra=samples)
+    params = f"{{'voc_dir': '{root}', 'split': 'train', 'mean': {MEAN}, 'seed': 3}}"
+    straight, resumed = data_layer("VOCSegData", params), data_layer("VOCSegData", params)
+    tops_straight, tops_resumed = run(straight), run(resumed)
+    for _ in range(7):
+        straight.run_forward([], tops_straight)
+    resumed.fast_forward(7)
+    for layer, tops in ((straight, tops_straight), (resumed, tops_resumed)):
+        layer.reshape([], tops)
+        layer.run_forward([], tops)
+    assert resumed.current_id == straight.current_id
+    for a, b in zip(tops_straight, tops_resumed):
+        numpy.testing.assert_array_equal(a.data, b.data)
+
+
 def test_non_train_split_or_randomize_false_walks_the_split_in_order(tmp_path):
     samples = tiny_samples(3, numpy.random.default_rng(1))
     ids = [s[0] for s in samples]
