@@ -131,9 +131,9 @@ class Layer:
         check(top, "top", self.exact_num_top, self.min_num_top, self.max_num_top)
 
     def set_loss_weights(self, top):
+        if not self.param.loss_weight and self.is_loss:
+            self.param.loss_weight.append(1.0)     # as Caffe's LossLayer::LayerSetUp: snapshots then say so
         weights = list(self.param.loss_weight)
-        if not weights and self.is_loss:
-            weights = [1.0]
         if len(weights) > len(top):
             raise self.error(f"has {len(weights)} loss_weight values but only {len(top)} top blob(s)")
         self.loss_weights = weights + [0.0] * (len(top) - len(weights))

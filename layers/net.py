@@ -55,7 +55,11 @@ class Net:
         filtered = filter_net(param, state.phase, list(state.stage), state.level)
         self.name = param.name
         self.dtype = numpy.dtype(dtype)
-        self._build(insert_splits(filtered))
+        expanded = insert_splits(filtered)
+        for lp in expanded.layer:            # Caffe's Net::Init: every layer, each Split too, inherits the phase
+            if not lp.HasField("phase"):
+                lp.phase = state.phase
+        self._build(expanded)
         if weights:
             for path in [weights] if isinstance(weights, str) else weights:
                 self.copy_from(path)

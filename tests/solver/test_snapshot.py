@@ -75,6 +75,13 @@ def test_our_snapshot_decodes_like_caffes(case, tmp_path, fmt):
         with h5py.File(state, "r") as ours, h5py.File(io.BytesIO(case.snapshot["solverstate_h5"]), "r") as caffe:
             assert sorted(ours) == HDF5_SOLVER_KEYS and _layout(ours) == _layout(caffe)
     assert [(l.name, l.type) for l in ours_model.layer] == [(l.name, l.type) for l in theirs_model.layer]
+    if fmt == "binary":          # each layer's parameters as Caffe's Net::ToProto writes them (phase, loss_weight)
+        for ours_layer, caffe_layer in zip(ours_model.layer, theirs_model.layer):
+            ours_param, caffe_param = caffe_pb2.LayerParameter(), caffe_pb2.LayerParameter()
+            ours_param.CopyFrom(ours_layer)
+            caffe_param.CopyFrom(caffe_layer)
+            del ours_param.blobs[:], caffe_param.blobs[:]
+            assert ours_param == caffe_param, f"{netio.to_text(ours_param)}\n!=\n{netio.to_text(caffe_param)}"
     for ours_layer, caffe_layer in zip(ours_model.layer, theirs_model.layer):
         assert len(ours_layer.blobs) == len(caffe_layer.blobs)
         for a, b in zip(ours_layer.blobs, caffe_layer.blobs):
