@@ -70,7 +70,7 @@ CONFIGS = {
     # the test's: fewer, larger objects, fewer images and iterations, a thinner fc (checks the wiring and that
     # the learned nets beat the fixed one; too short for the skips' gains to be reliable)
     "tiny": Config(n_train=240, n_val=32, n_crops=600, n_crops_val=100, fc=128, clf_batch=16, clf_iters=300,
-                   batch=4, val_batch=8, lr=0.02, iters=(("32s-fixed", 40), ("32s", 200), ("16s", 100), ("8s", 100)),
+                   batch=4, val_batch=8, lr=0.02, iters=(("32s-fixed", 40), ("32s", 300), ("16s", 100), ("8s", 100)),
                    display=25, max_objects=2, radius=(0.2, 0.4)),
     "default": Config(),
     # for a GPU: larger images and nets, twice the data, three times the iterations

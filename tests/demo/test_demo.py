@@ -83,13 +83,14 @@ def test_convolutionalized_classifier_and_the_fixed_stage(run):
 def test_learned_nets_beat_the_fixed_baseline(run):
     _, results, _ = run
     iu = {stage: r["mean_iu"] for stage, r in results["stages"].items()}
-    # the engine's threaded BLAS is not bit-reproducible, so runs differ a little: margins, not exact values
-    # at this tiny size FCN-32s lands close to the fixed baseline (the default size separates them); the skips
-    # are what must clearly beat it
-    assert iu["32s"] > iu["32s-fixed"] - 0.01, iu
+    # the engine's threaded BLAS is not bit-reproducible, so runs differ a little: margins, not exact values.
+    # Measured at seeds 0, 1, 2 (mean IU, %): 32s - fixed +1.5, +3.7, +1.6; 16s - fixed +3.6, +7.5, +2.1;
+    # 8s - fixed +4.7, +10.3, +3.2; 8s - 32s +3.2, +6.6, +1.6 (the default size separates the stages further)
+    assert iu["32s"] > iu["32s-fixed"] + 0.005, iu
     for stage in ("16s", "8s"):
         assert iu[stage] > iu["32s-fixed"] + 0.01, iu
     assert max(iu["16s"], iu["8s"]) > iu["32s-fixed"] + 0.02, iu
+    assert max(iu["16s"], iu["8s"]) > iu["32s"], iu
     assert results["classifier_accuracy"] > 0.25                  # chance is 1/6
 
 
