@@ -19,7 +19,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument("--size", default="default", choices=sorted(pipeline.CONFIGS),
-                        help="tiny (the test's, 1-2 minutes), default (10-17 minutes on 2 CPU cores), large (for a GPU)")
+                        help="tiny (the test's, about 1 minute), default (7-9 minutes on 2 CPU cores), large (for a GPU)")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (default: the CPU)")
     parser.add_argument("--seed", type=int, default=0, help="data, initialisation and sampling seed (default 0)")
     parser.add_argument("--stages", nargs="+", default=list(nets.STAGES), choices=nets.STAGES,
