@@ -4,11 +4,12 @@ import os
 
 from setuptools import find_packages, setup
 
-# The FCN model zoo (prototxt/: net.py files, generated nets, zoo.py, README) installs as data under
-# <prefix>/share/fcn-caffe/prototxt/, keeping its layout so that every net.py still finds ../zoo.py.
+# The FCN model zoo (prototxt/: net.py files, generated nets, zoo.py, README; the demo's nets in prototxt/demo/)
+# installs as data under <prefix>/share/fcn-caffe/prototxt/, keeping its layout so that every net.py still finds
+# ../zoo.py.
 ZOO = [(os.path.join("share", "fcn-caffe", folder.rstrip("/")),
         sorted(f for pattern in ("*.py", "*.prototxt", "*.md") for f in glob.glob(os.path.join(folder, pattern))))
-       for folder in ["prototxt", *sorted(glob.glob("prototxt/*/"))]]
+       for folder in ["prototxt", *sorted(glob.glob("prototxt/*/")), *sorted(glob.glob("prototxt/*/*/"))]]
 
 setup(
     name="fcn-caffe",

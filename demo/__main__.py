@@ -5,7 +5,7 @@ with `python -m solver`, convolutionalized, then FCN-32s-fixed, FCN-32s, FCN-16s
 Writes DIR/results.md, DIR/results.json and DIR/figures/*.png (default DIR: ./demo_out).
 
 `--write-nets DIR` only writes the default configuration's nets (DIR/demo-*/{train,val,solver}.prototxt, data
-paths under demo_out/) and exits: demo/prototxt/ is made this way (python -m demo --write-nets demo/prototxt).
+paths under demo_out/) and exits: prototxt/demo/ is made this way (python -m demo --write-nets prototxt/demo).
 """
 import argparse
 import os

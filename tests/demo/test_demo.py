@@ -12,7 +12,7 @@ from netspec import io as netio
 from weights.surgery import upsample_filt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COMMITTED = os.path.join(HERE, "..", "..", "demo", "prototxt")
+COMMITTED = os.path.join(HERE, "..", "..", "prototxt", "demo")
 
 
 def weights_of(path):
@@ -123,7 +123,7 @@ def test_committed_nets_are_current(tmp_path):
         for file in files:
             committed = os.path.join(COMMITTED, os.path.basename(folder), file)
             with open(os.path.join(folder, file)) as new, open(committed) as old:
-                assert new.read() == old.read(), f"{committed} is stale: python -m demo --write-nets demo/prototxt"
+                assert new.read() == old.read(), f"{committed} is stale: python -m demo --write-nets prototxt/demo"
 
 
 def test_the_nets_crop_offsets_come_from_the_graph():
