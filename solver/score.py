@@ -81,8 +81,8 @@ def compute_hist(net, save_dir, dataset, layer="score", gt="label", loss="loss")
 
     The net's data layer walks its own split; `dataset` gives the count and the names of saved predictions
     (palette PNGs of the class indices, save_dir/{id}.png). Each forward pass scores every image of its batch
-    (the reference scores only the first, which is the same at its batch of 1); the last pass scores only as many
-    as `dataset` has left. The mean loss is NaN when the net has no `loss` blob.
+    (the reference scores only the first, which is the same at its batch of 1), so the batch must divide the
+    number of ids. The mean loss is NaN when the net has no `loss` blob.
     """
     if layer not in net.blobs or gt not in net.blobs:
         raise ValueError(f"net '{net.name}' has no blob '{layer if layer not in net.blobs else gt}' to score "
@@ -91,6 +91,10 @@ def compute_hist(net, save_dir, dataset, layer="score", gt="label", loss="loss")
     batch = net.blobs[layer].num
     if net.blobs[gt].num != batch:
         raise ValueError(f"net '{net.name}': blob '{layer}' has batch {batch} but '{gt}' has {net.blobs[gt].num}")
+    if len(dataset) % batch:
+        # the last pass would read past the split's end, so the next scoring would start part-way through it
+        raise ValueError(f"net '{net.name}' reads batches of {batch}, which does not divide the {len(dataset)} ids "
+                         f"to score: use a batch size that divides it (or 1, as FCN's val nets)")
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
     ids = list(dataset)

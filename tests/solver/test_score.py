@@ -138,12 +138,13 @@ def test_score_cli_on_val_and_deploy_nets(tmp_path, capsys):
 
 
 def test_compute_hist_scores_every_image_of_each_batch(tmp_path):
-    """Batch 2 over 3 ids: two passes, the second scoring only the one id left (the data layer wraps round)."""
+    """Batch 2 over 4 ids, twice: every image scored and saved under its id, and the second call starts where the
+    split starts again; a batch that does not divide the ids is refused."""
     import h5py
     from solver.score import compute_hist
     rng = numpy.random.default_rng(3)
-    scores = rng.normal(size=(3, 4, 5, 6)).astype(numpy.float32)
-    labels = rng.integers(0, 4, size=(3, 1, 5, 6)).astype(numpy.float32)
+    scores = rng.normal(size=(4, 4, 5, 6)).astype(numpy.float32)
+    labels = rng.integers(0, 4, size=(4, 1, 5, 6)).astype(numpy.float32)
     labels[:, :, 0, 0] = 255
     with h5py.File(tmp_path / "d.h5", "w") as f:
         f["score"], f["label"] = scores, labels
@@ -152,11 +153,14 @@ def test_compute_hist_scores_every_image_of_each_batch(tmp_path):
         f'layer {{ name: "data" type: "HDF5Data" top: "score" top: "label" '
         f'hdf5_data_param {{ source: "{tmp_path / "list.txt"}" batch_size: 2 }} }}\n')
     net = Net(str(tmp_path / "val.prototxt"), phase="TEST")
-    hist, loss = compute_hist(net, str(tmp_path / "segs"), ["a", "b", "c"])
-    expected = sum(fast_hist(labels[k, 0], scores[k].argmax(0), 4) for k in range(3))
-    numpy.testing.assert_array_equal(hist, expected)
-    assert hist.sum() == 3 * (5 * 6 - 1)
-    assert math.isnan(loss)                                   # no loss blob
-    for k, name in enumerate("abc"):
-        numpy.testing.assert_array_equal(numpy.array(Image.open(tmp_path / "segs" / f"{name}.png")),
-                                         scores[k].argmax(0))
+    expected = sum(fast_hist(labels[k, 0], scores[k].argmax(0), 4) for k in range(4))
+    for run in range(2):
+        hist, loss = compute_hist(net, str(tmp_path / f"segs{run}"), ["a", "b", "c", "d"])
+        numpy.testing.assert_array_equal(hist, expected)
+        assert hist.sum() == 4 * (5 * 6 - 1)
+        assert math.isnan(loss)                                   # no loss blob
+        for k, name in enumerate("abcd"):
+            numpy.testing.assert_array_equal(numpy.array(Image.open(tmp_path / f"segs{run}" / f"{name}.png")),
+                                             scores[k].argmax(0))
+    with pytest.raises(ValueError, match="batches of 2, which does not divide the 3 ids"):
+        compute_hist(net, None, ["a", "b", "c"])
