@@ -61,6 +61,8 @@ GEOMETRIES = [
     (2, 2, 9, 9, (7, 7), (1, 1), (0, 0), (1, 1)),          # fc6 as a convolution
     (1, 5, 8, 10, (4, 4), (2, 2), (0, 0), (1, 1)),         # upscore2 (a deconvolution's im2col of its top)
     (1, 2, 32, 24, (16, 16), (8, 8), (0, 0), (1, 1)),      # upscore8's 16x16 stride 8
+    (1, 2, 70, 66, (64, 64), (32, 32), (3, 5), (1, 1)),    # upscore's 64x64 stride 32, padded, rows no window meets
+    (1, 2, 11, 13, (4, 3), (2, 3), (1, 2), (1, 1)),        # the stride divides a rectangular kernel
 ]
 IDS = [f"k{g[4][0]}x{g[4][1]}s{g[5][0]}p{g[6][0]}d{g[7][0]}" for g in GEOMETRIES]
 
