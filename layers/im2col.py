@@ -790,15 +790,12 @@ def _batched(n, k, out_size, kernel, itemsize, budget=64 << 20):
 
 
 def _batch_columns(x, kernel, stride, pad, dilation, oh, ow):
-    """im2col of the whole batch x (N, C, H, W): a (C*kh*kw, N*OH*OW) matrix."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    """im2col of the whole batch x (N, C, H, W): a (C*kh*kw, N*OH*OW) matrix (im2col on the batch seen channel
+    first, written through a view of that layout)."""
     n, c = x.shape[:2]
-    col = numpy.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
-    by_channel = x.transpose(1, 0, 2, 3)
-    for ky in range(kh):
-        for kx in range(kw):
-            _copy_tap(by_channel, col[:, ky, kx], ky * dh - ph, kx * dw - pw, sh, sw)
-    return col.reshape(c * kh * kw, n * oh * ow)
+    col = numpy.empty((c, *kernel, n, oh, ow), dtype=x.dtype)
+    im2col(x.transpose(1, 0, 2, 3), *kernel, *stride, *pad, *dilation, out=col.transpose(0, 3, 1, 2, 4, 5))
+    return col.reshape(-1, n * oh * ow)
 
 
 def _by_channel(a):
@@ -823,7 +820,7 @@ def _batch_conv(x, wmat, out, bias, kernel, stride, pad, dilation):
 
 def _batch_data_grad(dy, wmat, dx, kernel, stride, pad, dilation):
     """dx (N, C, H, W) = the input gradient of the whole batch: one GEMM, then col2im tap by tap."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, pad, dilation
+    kh, kw = kernel
     n, m, oh, ow = dy.shape
     c, h, w = dx.shape[1:]
     dy2 = _by_channel(dy)
@@ -831,15 +828,8 @@ def _batch_data_grad(dy, wmat, dx, kernel, stride, pad, dilation):
     dcol = numpy.empty((k, dy2.shape[1]), dtype=dy.dtype)
     _split_gemm(dy.dtype, k, dy2.shape[1], m, _address(wmat), k, _address(dy2), dy2.shape[1], _address(dcol),
                 dcol.shape[1], trans_a=True)
-    dcol = dcol.reshape(c, kh, kw, n, oh, ow)
-    grad = numpy.zeros((c, n, h, w), dtype=dx.dtype)
-    for ky in range(kh):
-        y0, y1, iy = _tap_range(ky * dh - ph, sh, oh, h)
-        for kx in range(kw):
-            x0, x1, ix = _tap_range(kx * dw - pw, sw, ow, w)
-            if y1 > y0 and x1 > x0:
-                grad[:, :, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw] += \
-                    dcol[:, ky, kx, :, y0:y1, x0:x1]
+    # col2im on the batch seen channel first: (C, N, kh, kw, OH, OW) -> (C, N, H, W)
+    grad = col2im(dcol.reshape(c, kh, kw, n, oh, ow).transpose(0, 3, 1, 2, 4, 5), h, w, *stride, *pad, *dilation)
     dx[...] = grad.transpose(1, 0, 2, 3)
 
 

@@ -616,8 +616,8 @@ class Solver:
         wanted = [self.iter * p.iter_size] + [tests * iters for iters in p.test_iter[:len(self.test_nets)]]
         for k, (net, target) in enumerate(zip([self.net] + self.test_nets, wanted)):
             skip = target - self.batches_read[k]
-            # a Python layer's class is its impl: the bundled dataset layers, or a user's that defines fast_forward
-            layers = [layer for layer in (getattr(x, "impl", x) for x in net.layers) if hasattr(layer, "fast_forward")]
+            # a Python layer answers for its class (PythonLayer.__getattr__): a user's may define fast_forward too
+            layers = [layer for layer in net.layers if hasattr(layer, "fast_forward")]
             if skip < 0 and layers:
                 log.warning(f"restoring iteration {self.iter} into a solver whose {'test' if k else 'train'} net "
                             f"has read past it: its data layers go on from where they are")
