@@ -16,15 +16,21 @@ setup(
     version="0.1.0",
     description="Caffe-faithful FCN (Fully Convolutional Networks) engine on numpy and CuPy",
     python_requires=">=3.9",
-    packages=find_packages(include=["netspec", "layers", "layers.*", "solver", "weights", "demo"]),
+    packages=find_packages(include=["netspec", "layers", "layers.*", "solver", "weights", "demo", "fcn_caffe",
+                                    "fcn_caffe.*"]),
     package_data={"netspec": ["caffe.proto"]},
     data_files=ZOO,
     include_package_data=True,
     install_requires=["numpy>=1.22", "scipy>=1.8", "protobuf>=7.35.1,<8", "h5py>=3.6", "pillow>=9.0"],
     extras_require={
-        "gpu": ["cupy-cuda12x>=13"],
+        # CuPy's wheels are built per CUDA major version: the driver decides (nvidia-smi's "CUDA Version").
+        # CUDA 13 (drivers 580 and newer) is the current line; gpu-cuda12 is for drivers of the CUDA 12 line.
+        "gpu": ["cupy-cuda13x>=14"],
+        "gpu-cuda12": ["cupy-cuda12x>=13"],
+        "lmdb": ["lmdb>=1.0"],              # the Data layer's LMDB backend
+        "draw": ["pydot"],                  # caffe.draw (rendering also needs Graphviz's `dot`)
         # grpcio-tools brings protoc, used to check that netspec/caffe_pb2.py is current; OpenCV's Caffe
         # importer (gone from OpenCV 5) is a second reader of what `python -m weights convert` writes
-        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5"],
+        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5", "lmdb>=1.0"],
     },
 )

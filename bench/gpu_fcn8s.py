@@ -152,11 +152,14 @@ def child_ours(task, size, repeats, device, folder, out):
         import logging
         from netspec import caffe_pb2
         from solver import SGDSolver
-        logging.disable(logging.INFO)
         param = caffe_pb2.SolverParameter(base_lr=1e-10, lr_policy="fixed", momentum=0.99, weight_decay=5e-4,
                                           display=0, max_iter=1000, snapshot=0, type="SGD", average_loss=1)
         param.net_param.CopyFrom(cpu_fcn8s.train_param(size))
-        solver = SGDSolver(param)
+        logging.disable(logging.INFO)          # the solver prints its whole parameter set at start
+        try:
+            solver = SGDSolver(param)
+        finally:
+            logging.disable(logging.NOTSET)    # in a test's process too, later tests log again
         net = solver.net
         cpu_fcn8s.load_ours(net, folder)
         solver.to_device(device)

@@ -228,18 +228,43 @@ def write_voc(root, seed=0, n_train=1500, n_val=200, size=96, band=2, max_object
     ids = {}
     for split, n in (("train", n_train), ("val", n_val)):
         ids[split] = [image_id(split, i) for i in range(n)]
-        for i, name in enumerate(ids[split]):
-            jpg = os.path.join(root, "JPEGImages", name + ".jpg")
-            png = os.path.join(root, "SegmentationClass", name + ".png")
-            if not (os.path.exists(jpg) and os.path.exists(png)):
-                image, label, _ = make_image(seed, split, i, size, max_objects, band, radius)
-                Image.fromarray(image).save(jpg, quality=95, subsampling=0)
-                save_label(label, png)
+        missing = [i for i, name in enumerate(ids[split])
+                   if not (os.path.exists(os.path.join(root, "JPEGImages", name + ".jpg"))
+                           and os.path.exists(os.path.join(root, "SegmentationClass", name + ".png")))]
+        done = n - len(missing)
+        for _ in _parallel(_write_example, [(root, seed, split, i, size, max_objects, band, radius)
+                                            for i in missing]):
+            done += 1
             if progress:
-                progress(split, i + 1, n)
+                progress(split, done, n)
         with open(os.path.join(root, "ImageSets", "Segmentation", split + ".txt"), "w") as f:
             f.write("".join(name + "\n" for name in ids[split]))
     return ids
+
+
+def _write_example(root, seed, split, index, size, max_objects, band, radius):
+    name = image_id(split, index)
+    image, label, _ = make_image(seed, split, index, size, max_objects, band, radius)
+    Image.fromarray(image).save(os.path.join(root, "JPEGImages", name + ".jpg"), quality=95, subsampling=0)
+    save_label(label, os.path.join(root, "SegmentationClass", name + ".png"))
+
+
+def _parallel(fn, jobs, min_jobs=64):
+    """fn(*job) for every job, in worker processes when there are many (every item is a function of its own
+    arguments alone, so the data do not depend on how they are shared out); yields the results in order.
+    Workers are spawned, not forked: the parent may already run BLAS threads. Spawning re-imports the main
+    script, so a main read from standard input (no file to re-import) works serially."""
+    import sys
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    workers = min(os.cpu_count() or 1, 16)
+    if workers < 2 or len(jobs) < min_jobs or (main_file and not os.path.exists(main_file)):
+        for job in jobs:
+            yield fn(*job)
+        return
+    import concurrent.futures
+    import multiprocessing
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(fn, *zip(*jobs), chunksize=max(1, len(jobs) // (8 * workers)))
 
 
 def make_crops(seed, split, n, size=72, scale=96, radius=RADIUS):
@@ -259,25 +284,30 @@ def write_crops(root, split, seed=0, n=3000, size=72, scale=96, radius=RADIUS, s
     'data' N x 3 x H x W uint8, BGR as Caffe's data layers give images, and 'label' N (class index - 1).
     root/{split}.txt lists the files by name (HDF5Data finds them beside the list).
     """
-    import h5py                               # imported here: only the classifier's data needs it
     os.makedirs(root, exist_ok=True)
+    starts = list(range(0, n, shard))
     names = []
-    for k, start in enumerate(range(0, n, shard)):
-        count = min(shard, n - start)
-        images = numpy.empty((count, size, size, 3), numpy.uint8)
-        labels = numpy.empty(count, numpy.float32)
-        for i in range(count):
-            images[i], labels[i] = make_crop(seed, split, start + i, size, scale, radius)
-            if progress:
-                progress(split, start + i + 1, n)
-        name = f"{split}_{k}.h5"
-        tmp = os.path.join(root, name + ".tmp")
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("data", data=images[..., ::-1].transpose(0, 3, 1, 2))
-            f.create_dataset("label", data=labels)
-        os.replace(tmp, os.path.join(root, name))
+    for name in _parallel(_write_crop_shard, [(root, split, k, start, min(shard, n - start), seed, size, scale,
+                                               radius) for k, start in enumerate(starts)], min_jobs=2):
         names.append(name)
+        if progress:
+            progress(split, min(len(names) * shard, n), n)
     path = os.path.join(root, f"{split}.txt")
     with open(path, "w") as f:
         f.write("".join(name + "\n" for name in names))
     return path
+
+
+def _write_crop_shard(root, split, k, start, count, seed, size, scale, radius):
+    import h5py                               # imported here: only the classifier's data needs it
+    images = numpy.empty((count, size, size, 3), numpy.uint8)
+    labels = numpy.empty(count, numpy.float32)
+    for i in range(count):
+        images[i], labels[i] = make_crop(seed, split, start + i, size, scale, radius)
+    name = f"{split}_{k}.h5"
+    tmp = os.path.join(root, name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("data", data=images[..., ::-1].transpose(0, 3, 1, 2))
+        f.create_dataset("label", data=labels)
+    os.replace(tmp, os.path.join(root, name))
+    return name

@@ -13,6 +13,11 @@ from layers import accuracy, argmax, exp, log, lrn, power, python_layer, thresho
 from layers import data  # noqa: F401
 
 from layers import hdf5_data  # noqa: F401
+from layers import data_layer, image_data, memory_data  # noqa: F401
+from layers import contrastive_loss, euclidean_loss, hinge_loss, infogain_loss, multinomial_logistic_loss  # noqa: F401
+from layers import im2col_layer, lstm, lstm_unit, rnn, sigmoid_cross_entropy_loss, spp  # noqa: F401
+from layers import absval, bnll, clip, elu, prelu, sigmoid, swish, tanh  # noqa: F401
+from layers import batch_norm, batch_reindex, embed, filter, hdf5_output, mvn, parameter, reduction, slice, tile  # noqa: F401
 
 from layers.net import Net  # noqa: E402
 

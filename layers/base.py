@@ -11,6 +11,9 @@ import numpy
 
 from layers import backend
 from layers.blob import Blob
+from netspec import caffe_pb2
+
+NORM = caffe_pb2.LossParameter          # normalization modes: FULL, VALID, BATCH_SIZE, NONE
 
 
 class Layer:
@@ -151,6 +154,35 @@ class LossLayer(Layer):
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != 1       # the label never gets a gradient
+
+    def refuse_label_gradient(self, propagate_down, what="label"):
+        """Caffe's LOG(FATAL) when backward reaches bottom 1 (the label, or a loss's target)."""
+        if propagate_down[1]:
+            raise self.error(f"cannot backpropagate to the {what} input; set propagate_down: false for it")
+
+    def reshape(self, bottom, top):
+        """Caffe's LossLayer::Reshape: the bottoms agree on their first axis; the loss is a scalar."""
+        if bottom[0].shape[:1] != bottom[1].shape[:1]:
+            raise self.error(f"the data and label should have the same first dimension, got {bottom[0].shape} "
+                             f"and {bottom[1].shape}")
+        top[0].reshape()
+
+    def normalization_mode(self, default):
+        """loss_param's `normalization`, else the legacy `normalize` (true: VALID, false: BATCH_SIZE), else the
+        layer's default (Caffe's loss layers read it so)."""
+        lp = self.param.loss_param
+        if lp.HasField("normalization"):
+            return lp.normalization
+        if lp.HasField("normalize"):
+            return NORM.VALID if lp.normalize else NORM.BATCH_SIZE
+        return default
+
+    @staticmethod
+    def normalizer(mode, outer, inner, valid_count):
+        """Caffe's GetNormalizer: the divisor of a loss over outer x inner cells, valid_count of them not
+        ignored; never below 1."""
+        n = {NORM.FULL: outer * inner, NORM.VALID: valid_count, NORM.BATCH_SIZE: outer}.get(mode, 1)
+        return max(1.0, float(n))
 
 
 def dtype_of(bottom):

@@ -1,8 +1,10 @@
 """Convolution layer ("Convolution"): 2-D convolution with pad, stride, dilation, group and bias.
 Semantics: caffe conv_layer.cpp / base_conv_layer.cpp. On the CPU the BLAS kernels of layers/im2col.py compute
-it blockwise with few large GEMMs; on the GPU (and for dtypes BLAS lacks) im2col + one batched matrix product."""
-from layers import fillers
+it blockwise with few large GEMMs; on the GPU (and for dtypes BLAS lacks) im2col + one batched matrix product, or,
+for 3x3 stride-1 layers with many channels, Winograd F(2x2, 3x3) (layers/winograd_gpu.py)."""
+from layers import backend, fillers, winograd_gpu
 from layers.base import Layer
+from layers.depthwise import depthwise_data_grad, depthwise_forward, depthwise_weight_grad, is_depthwise
 from layers.im2col import (col2im, conv_data_grad_cpu, conv_forward_cpu, conv_outsize, conv_weight_grad_cpu,
                            cpu_kernels_for, im2col)
 from layers.registry import register
@@ -103,25 +105,31 @@ class ConvolutionLayer(ConvolutionBase):
 
     # -- CPU: blockwise BLAS kernels (layers/im2col.py)
     def forward_cpu(self, bottom, top):
-        if not cpu_kernels_for(*(b.data for b in bottom + top + self.blobs)):
+        depthwise = is_depthwise(self.channels, self.group, self.blobs[0].shape)      # layers/depthwise.py
+        if not depthwise and not cpu_kernels_for(*(b.data for b in bottom + top + self.blobs)):
             return self.forward_gpu(bottom, top)
         bias = self.blobs[1].data if self.bias_term else None
         for b, t in zip(bottom, top):
-            conv_forward_cpu(b.data, self.blobs[0].data, bias, t.data, **self._geometry())
+            (depthwise_forward if depthwise else conv_forward_cpu)(b.data, self.blobs[0].data, bias, t.data,
+                                                                   **self._geometry())
 
     def backward_cpu(self, top, propagate_down, bottom):
         arrays = [t.diff for t in top] + [b.data for b in bottom] + [p.data for p in self.blobs]
-        if not cpu_kernels_for(*arrays, *(b.diff for b, down in zip(bottom, propagate_down) if down),
-                               *(p.diff for p, down in zip(self.blobs, self.param_propagate_down) if down)):
+        depthwise = is_depthwise(self.channels, self.group, self.blobs[0].shape)
+        if not depthwise and not cpu_kernels_for(
+                *arrays, *(b.diff for b, down in zip(bottom, propagate_down) if down),
+                *(p.diff for p, down in zip(self.blobs, self.param_propagate_down) if down)):
             return self.backward_gpu(top, propagate_down, bottom)
+        weight_grad, data_grad = ((depthwise_weight_grad, depthwise_data_grad) if depthwise
+                                  else (conv_weight_grad_cpu, conv_data_grad_cpu))
         for t, b, down in zip(top, bottom, propagate_down):
             dy = t.diff
             if self.bias_term and self.param_propagate_down[1]:
                 self.blobs[1].diff += dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0)
             if self.param_propagate_down[0]:
-                conv_weight_grad_cpu(b.data, dy, self.blobs[0].diff, **self._geometry())
+                weight_grad(b.data, dy, self.blobs[0].diff, **self._geometry())
             if down:
-                conv_data_grad_cpu(dy, self.blobs[0].data, b.diff, **self._geometry())
+                data_grad(dy, self.blobs[0].data, b.diff, **self._geometry())
 
     # -- GPU (and any dtype): im2col + one batched matrix product per group
     def _columns(self, x):
@@ -133,11 +141,21 @@ class ConvolutionLayer(ConvolutionBase):
         col = im2col(x, *self.kernel, *self.stride, *self.pad, *self.dilation)
         return col.reshape(n, g, (c // g) * self.kernel[0] * self.kernel[1], -1)
 
+    def _winograd(self, bottom, top):
+        """The GPU's fast path for 3x3 stride-1 layers with many channels (layers/winograd_gpu.py)."""
+        return backend.is_gpu(bottom[0].data) and winograd_gpu.applies(
+            self.kernel, self.stride, self.dilation, self.group, self.channels, self.num_output, bottom[0].shape,
+            top[0].shape)
+
     def forward_gpu(self, bottom, top):
         xp = self.xp(bottom[0])
         g = self.group
         weight = self.blobs[0].data.reshape(g, self.num_output // g, -1)
         for b, t in zip(bottom, top):
+            if self._winograd(bottom, top):
+                winograd_gpu.forward(b.data, self.blobs[0].data, self.blobs[1].data if self.bias_term else None,
+                                     t.data, self.pad)
+                continue
             col = self._columns(b.data)
             out = t.data.reshape(col.shape[0], g, self.num_output // g, -1)
             xp.matmul(weight[None], col, out=out)
@@ -154,6 +172,10 @@ class ConvolutionLayer(ConvolutionBase):
             if self.bias_term and self.param_propagate_down[1]:
                 self.blobs[1].diff += dy.sum(axis=(0, 3)).reshape(-1)
             if not (down or self.param_propagate_down[0]):
+                continue
+            if self._winograd(bottom, top):
+                winograd_gpu.backward(b.data, self.blobs[0].data, t.diff, self.pad, b.diff if down else None,
+                                      self.blobs[0].diff if self.param_propagate_down[0] else None)
                 continue
             if self.param_propagate_down[0]:
                 col = self._columns(b.data)

@@ -71,6 +71,8 @@ class Net:
         self.release_blobs = False
         self._released = False
         self._spare, self._shapes = [], {}
+        self._hooks = {event: [] for event in ("before_forward", "after_forward", "before_backward",
+                                               "after_backward")}
         if device is not None:
             self.to_device(device)
 
@@ -78,7 +80,7 @@ class Net:
     def _build(self, param):
         self.layers = []
         self.blobs = collections.OrderedDict()
-        self.bottom_names, self.top_names = [], []
+        self._layer_bottoms, self._layer_tops = [], []
         self.bottom_need_backward, self.layer_need_backward = [], []
         self.inputs = []
         self._params = []                    # every param blob slot: (layer_id, param_id)
@@ -151,8 +153,8 @@ class Net:
                 need_backward |= learns
                 self._append_param(layer, param_id, spec)
             self.layers.append(layer)
-            self.bottom_names.append(list(lp.bottom))
-            self.top_names.append(top_names)
+            self._layer_bottoms.append(list(lp.bottom))
+            self._layer_tops.append(top_names)
             self.bottom_need_backward.append(bottom_need)
             self.layer_need_backward.append(need_backward)
             for name in top_names:
@@ -162,7 +164,7 @@ class Net:
         # Caffe's available_blobs: a layer consumes its bottoms, then (re)produces its tops, so the blob of an
         # in-place layer (ReLU, Dropout) is still a net output
         available = set()
-        for bottoms, tops in zip(self.bottom_names, self.top_names):
+        for bottoms, tops in zip(self._layer_bottoms, self._layer_tops):
             available.difference_update(bottoms)
             available.update(tops)
         self.outputs = [n for n in self.blobs if n in available]
@@ -208,15 +210,15 @@ class Net:
         for layer_id in reversed(range(len(self.layers))):
             layer = self.layers[layer_id]
             contributes, skip_down = False, True
-            for name, weight in zip(self.top_names[layer_id], layer.loss_weights):
+            for name, weight in zip(self._layer_tops[layer_id], layer.loss_weights):
                 contributes |= bool(weight) or name in under_loss
                 skip_down &= name in skip
             if self.layer_need_backward[layer_id] and skip_down:
                 self.layer_need_backward[layer_id] = False
-                self.bottom_need_backward[layer_id] = [False] * len(self.bottom_names[layer_id])
+                self.bottom_need_backward[layer_id] = [False] * len(self._layer_bottoms[layer_id])
             if not contributes:
                 self.layer_need_backward[layer_id] = False
-            for i, name in enumerate(self.bottom_names[layer_id]):
+            for i, name in enumerate(self._layer_bottoms[layer_id]):
                 if contributes:
                     under_loss.add(name)
                 else:
@@ -231,6 +233,54 @@ class Net:
                     for i, need in enumerate(self.bottom_need_backward[layer_id])]
                 layer.param_propagate_down = [True] * len(layer.blobs)
 
+    # ------------------------------------------------------------------ pycaffe's views by index
+    # per layer id, the names of its top / bottom blobs (the pycaffe package's Net keys them by layer name)
+    top_names = property(lambda self: self._layer_tops)
+    bottom_names = property(lambda self: self._layer_bottoms)
+
+    @property
+    def _layer_names(self):
+        return [layer.name for layer in self.layers]
+
+    @property
+    def _blob_names(self):
+        return list(self.blobs)
+
+    @property
+    def _blobs(self):
+        return list(self.blobs.values())
+
+    @property
+    def _inputs(self):
+        names = self._blob_names
+        return [names.index(name) for name in self.inputs]
+
+    @property
+    def _outputs(self):
+        names = self._blob_names
+        return [names.index(name) for name in self.outputs]
+
+    def _top_ids(self, layer_id):
+        names = self._blob_names
+        return [names.index(name) for name in self._layer_tops[layer_id]]
+
+    def _bottom_ids(self, layer_id):
+        names = self._blob_names
+        return [names.index(name) for name in self._layer_bottoms[layer_id]]
+
+    @property
+    def blob_loss_weights(self):
+        """{blob name: loss weight}, 0 for blobs that are no loss; as Caffe, the last layer writing a blob sets it."""
+        weights = collections.OrderedDict((name, 0.0) for name in self.blobs)
+        for layer, tops in zip(self.layers, self._layer_tops):
+            for name, weight in zip(tops, layer.loss_weights):
+                weights[name] = weight
+        return weights
+
+    @property
+    def _blob_loss_weights(self):
+        return list(self.blob_loss_weights.values())
+
     # ------------------------------------------------------------------ running
     def _blobs_of(self, names):
         return [self.blobs[n] for n in names]
@@ -239,7 +289,7 @@ class Net:
         if name is None:
             return default
         try:
-            return [l.name for l in self.layers].index(name)
+            return self._layer_names.index(name)
         except ValueError:
             raise ValueError(f"no layer named '{name}' in net '{self.name}'") from None
 
@@ -256,39 +306,52 @@ class Net:
     def forward(self, blobs=None, start=None, end=None, **inputs):
         """Run layers start..end (by name; default all) and return {output name: data array}.
 
-        Keyword arguments fill input blobs (reshaping the net to them). `blobs` lists extra blobs to return.
+        Keyword arguments fill input blobs (reshaping the net to them). `blobs` lists extra blobs to return;
+        with `end`, the tops of that layer are returned instead of the net's outputs (as pycaffe).
         """
         for name, array in inputs.items():
             self.set_input(name, array)
         first = self._layer_index(start, 0)
         last = self._layer_index(end, len(self.layers) - 1)
-        names = list(self.outputs) if end is None else list(self.top_names[last])
+        names = list(self.outputs) if end is None else list(self._layer_tops[last])
         names += [b for b in (blobs or []) if b not in names]
-        release = self._release_plan(first, last, names) if self.release_blobs and self.phase == "TEST" else {}
+        self._forward(first, last, keep=names)
+        return collections.OrderedDict((n, self.blobs[n].data) for n in names)
+
+    def _forward(self, first, last, keep=()):
+        """Run layers first..last by index (Caffe's ForwardFromTo, pycaffe's net._forward); returns the loss.
+
+        With release_blobs in the TEST phase, blobs no later layer reads are freed, except inputs and `keep`.
+        """
+        release = self._release_plan(first, last, keep) if self.release_blobs and self.phase == "TEST" else {}
         self._released = bool(release)
         transient = {name for freed in release.values() for name in freed}
         if not release:
             self._spare = []
         loss = 0.0
         for layer_id in range(first, last + 1):
+            for hook in self._hooks["before_forward"]:
+                hook(layer_id)
             lent = self._lend(layer_id, transient) if release else {}
-            loss += self.layers[layer_id].run_forward(self._blobs_of(self.bottom_names[layer_id]),
-                                                      self._blobs_of(self.top_names[layer_id]))
+            loss += self.layers[layer_id].run_forward(self._blobs_of(self._layer_bottoms[layer_id]),
+                                                      self._blobs_of(self._layer_tops[layer_id]))
             for name, (view, owner) in lent.items():
                 if self.blobs[name].data is not view:  # the layer chose other memory (a new shape, shared data)
                     self._spare.append(owner)
             for name in release.get(layer_id, ()):
                 self._release(name)
+            for hook in self._hooks["after_forward"]:
+                hook(layer_id)
         self.loss = loss
-        return collections.OrderedDict((n, self.blobs[n].data) for n in names)
+        return loss
 
     def _lend(self, layer_id, transient):
         """Give the layer's transient tops a spare array each (the smallest that fits): {name: (view, owner)}."""
         lent = {}
-        for name in self.top_names[layer_id]:
+        for name in self._layer_tops[layer_id]:
             blob = self.blobs[name]
             shape = blob.shape if blob.count else self._shapes.get(name)
-            if name not in transient or name in self.bottom_names[layer_id] or not shape:
+            if name not in transient or name in self._layer_bottoms[layer_id] or not shape:
                 continue
             size = int(numpy.prod(shape))
             fits = [a for a in self._spare if a.size >= size and type(a) is type(blob.data)]   # same device
@@ -316,9 +379,9 @@ class Net:
         """{layer id: blobs made in first..last whose last reader it is}, sparing inputs and `keep`."""
         made, plan = set(), {}
         for layer_id in range(first, last + 1):
-            for name in self.bottom_names[layer_id]:
+            for name in self._layer_bottoms[layer_id]:
                 plan[name] = layer_id
-            made.update(self.top_names[layer_id])
+            made.update(self._layer_tops[layer_id])
         spare = set(keep) | set(self.inputs)
         by_layer = collections.defaultdict(list)
         for name, layer_id in plan.items():
@@ -329,8 +392,9 @@ class Net:
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Back-propagate from end..start (default all) and return {input name: diff array}.
 
-        Loss tops start from their loss_weight; keyword arguments set the diffs of output blobs.
-        Param diffs accumulate until clear_param_diffs(), as in Caffe.
+        Loss tops start from their loss_weight; keyword arguments set the diffs of output blobs. `diffs` lists
+        extra blobs whose diffs to return; with `end`, the bottoms of that layer are returned instead of the
+        net's inputs (as pycaffe). Param diffs accumulate until clear_param_diffs(), as in Caffe.
         """
         if self._released:
             raise ValueError(f"net '{self.name}': the last forward ran with release_blobs and freed the blobs "
@@ -342,13 +406,35 @@ class Net:
             blob.diff[...] = blob.xp.asarray(array, dtype=blob.dtype)
         first = self._layer_index(start, len(self.layers) - 1)
         last = self._layer_index(end, 0)
-        for layer_id in range(first, last - 1, -1):
-            if self.layer_need_backward[layer_id]:
-                self.layers[layer_id].run_backward(self._blobs_of(self.top_names[layer_id]),
-                                                   self.bottom_need_backward[layer_id],
-                                                   self._blobs_of(self.bottom_names[layer_id]))
-        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
+        self._backward(first, last)
+        names = list(self.inputs) if end is None else list(self._layer_bottoms[last])
+        names += [d for d in (diffs or []) if d not in names]
         return collections.OrderedDict((n, self.blobs[n].diff) for n in names)
+
+    def _backward(self, first, last):
+        """Back-propagate layers first down to last by index (Caffe's BackwardFromTo, pycaffe's net._backward)."""
+        for layer_id in range(first, last - 1, -1):
+            for hook in self._hooks["before_backward"]:
+                hook(layer_id)
+            if self.layer_need_backward[layer_id]:
+                self.layers[layer_id].run_backward(self._blobs_of(self._layer_tops[layer_id]),
+                                                   self.bottom_need_backward[layer_id],
+                                                   self._blobs_of(self._layer_bottoms[layer_id]))
+            for hook in self._hooks["after_backward"]:
+                hook(layer_id)
+
+    # Caffe's Net callbacks, run with the layer index around each layer's forward or backward
+    def before_forward(self, fn):
+        self._hooks["before_forward"].append(fn)
+
+    def after_forward(self, fn):
+        self._hooks["after_forward"].append(fn)
+
+    def before_backward(self, fn):
+        self._hooks["before_backward"].append(fn)
+
+    def after_backward(self, fn):
+        self._hooks["after_backward"].append(fn)
 
     def forward_backward(self, **inputs):
         self.forward(**inputs)
@@ -360,8 +446,8 @@ class Net:
             blob.diff[...] = 0
 
     def reshape(self):
-        for layer_id, layer in enumerate(self.layers):
-            layer.reshape(self._blobs_of(self.bottom_names[layer_id]), self._blobs_of(self.top_names[layer_id]))
+        for layer, bottoms, tops in zip(self.layers, self._layer_bottoms, self._layer_tops):
+            layer.reshape(self._blobs_of(bottoms), self._blobs_of(tops))
 
     # ------------------------------------------------------------------ weights
     def copy_from(self, path):
@@ -415,6 +501,26 @@ class Net:
 
     def save_hdf5(self, path):
         netio.write_caffemodel_h5(self.to_proto(), path)
+
+    def load_hdf5(self, path):
+        """Copy params by layer name from Caffe's HDF5 layout, whatever the file is called."""
+        self.copy_from_proto(netio.read_caffemodel_h5(path), origin=path)
+
+    def share_with(self, other):
+        """Caffe's ShareTrainedLayersWith: this net's layers use the param arrays of other's same-named layers."""
+        by_name = {layer.name: layer for layer in other.layers}
+        for layer in self.layers:
+            source = by_name.get(layer.name)
+            if source is None:
+                continue
+            if len(source.blobs) != len(layer.blobs):
+                raise ValueError(f"cannot share weights of layer '{layer.name}': {len(source.blobs)} blob(s) in "
+                                 f"'{other.name}', {len(layer.blobs)} in '{self.name}'")
+            for j, (mine, theirs) in enumerate(zip(layer.blobs, source.blobs)):
+                if mine.shape != theirs.shape:
+                    raise ValueError(f"cannot share param {j} of layer '{layer.name}': shape {theirs.shape} in "
+                                     f"'{other.name}', {mine.shape} in '{self.name}'")
+                mine.share_data(theirs)
 
     # ------------------------------------------------------------------ device
     def to_device(self, device):

@@ -22,6 +22,9 @@ from layers.base import Layer
 from layers.registry import register
 
 _FILE_MODULES = {}          # modules loaded from a prototxt's folder, by real path: each file runs once
+# what a module written for pycaffe (`import caffe`) needs here
+PYCAFFE_HINT = ("for `import caffe` to give this engine, call fcn_caffe.install() before building the net (or run "
+                "the script with python -m fcn_caffe), or write `from layers import caffe_compat as caffe`")
 
 
 def _import(name):
@@ -79,8 +82,10 @@ def find_layer_class(layer, module, class_name, folder=None):
         try:
             mod = load()
         except Exception as e:
+            hint = (f"; {PYCAFFE_HINT}" if isinstance(e, ModuleNotFoundError) and e.name and
+                    e.name.split(".")[0] == "caffe" else "")
             raise layer.error(f"importing module '{module}' (python_param.module) from {where} failed: "
-                              f"{type(e).__name__}: {e}") from e
+                              f"{type(e).__name__}: {e}{hint}") from e
         if mod is not None:
             break
     if mod is None:
@@ -93,8 +98,8 @@ def find_layer_class(layer, module, class_name, folder=None):
         raise layer.error(f"module '{module}' ({getattr(mod, '__file__', where)}) has no class '{class_name}' "
                           f"(python_param.layer); it defines: {', '.join(defined) or 'no classes'}")
     if not (isinstance(cls, type) and issubclass(cls, (caffe_compat.Layer, Layer))):
-        raise layer.error(f"'{class_name}' in module '{module}' must be a class derived from caffe.Layer: write "
-                          f"`from layers import caffe_compat as caffe` instead of `import caffe`")
+        raise layer.error(f"'{class_name}' in module '{module}' must be a class derived from caffe.Layer; "
+                          f"{PYCAFFE_HINT}")
     return cls
 
 

@@ -1,6 +1,7 @@
 """ReLU layer ("ReLU"): max(x, 0) + negative_slope * min(x, 0). Semantics: caffe relu_layer.cpp.
 Usually in place (bottom == top); the gradient test reads the (post-ReLU) data, which has the same sign.
 On the CPU large blobs are done in slabs on the convolution kernels' threads (numpy releases the GIL)."""
+from layers import backend
 from layers.base import NeuronLayer
 from layers.im2col import parallel_map
 from layers.registry import register
@@ -30,8 +31,13 @@ class ReLULayer(NeuronLayer):
         self._forward(self.xp(bottom[0]), bottom[0].data, top[0].data)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            self._backward(self.xp(top[0]), bottom[0].data, top[0].diff, bottom[0].diff)
+        if not propagate_down[0]:
+            return
+        x, dy, dx = bottom[0].data, top[0].diff, bottom[0].diff
+        if backend.is_gpu(x):        # one pass where the twin (_backward) makes a mask and then multiplies
+            _relu_bwd(x, dy, x.dtype.type(self.negative_slope), dx)
+        else:
+            self._backward(self.xp(top[0]), x, dy, dx)
 
     def forward_cpu(self, bottom, top):
         if not (bottom[0].data.flags.c_contiguous and top[0].data.flags.c_contiguous):
@@ -48,3 +54,12 @@ class ReLULayer(NeuronLayer):
         x, dy, dx = bottom[0].data.reshape(-1), top[0].diff.reshape(-1), bottom[0].diff.reshape(-1)
         parallel_map(lambda i: self._backward(self.xp(top[0]), x[i * SLAB:(i + 1) * SLAB], dy[i * SLAB:(i + 1) * SLAB],
                                               dx[i * SLAB:(i + 1) * SLAB]), -(-x.size // SLAB))
+
+
+# ReLU's gradient on the GPU in one pass; its numpy twin, and test oracle, is ReLULayer._backward (the same
+# products: dy * 1 or dy * negative_slope, dy * 0 where the slope is 0). dx may be dy itself (in place).
+_relu_bwd = backend.ElementwiseKernel(
+    "T x, T dy, T negative_slope",
+    "T dx",
+    "dx = x > (T)0 ? dy : dy * negative_slope",
+    "fcn_relu_bwd")

@@ -24,12 +24,7 @@ class SoftmaxWithLossLayer(LossLayer):
     def setup(self, bottom, top):
         lp = self.param.loss_param
         self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
-        if lp.HasField("normalization"):
-            self.normalization = lp.normalization
-        elif lp.HasField("normalize"):
-            self.normalization = NORM.VALID if lp.normalize else NORM.BATCH_SIZE
-        else:
-            self.normalization = NORM.VALID
+        self.normalization = self.normalization_mode(NORM.VALID)
         self.axis = canonical_axis(self, self.param.softmax_param.axis, bottom[0].ndim)
 
     def reshape(self, bottom, top):
@@ -64,16 +59,8 @@ class SoftmaxWithLossLayer(LossLayer):
         return xp.where(valid, labels, 0), valid
 
     def _normalizer(self, valid_count):
-        mode = self.normalization
-        if mode == NORM.FULL:
-            n = self.outer * self.inner
-        elif mode == NORM.VALID:
-            n = valid_count if self.ignore_label is not None else self.outer * self.inner
-        elif mode == NORM.BATCH_SIZE:
-            n = self.outer
-        else:
-            n = 1
-        return max(1.0, float(n))
+        valid_count = valid_count if self.ignore_label is not None else self.outer * self.inner
+        return self.normalizer(self.normalization, self.outer, self.inner, valid_count)
 
     def forward_cpu(self, bottom, top):
         xp = self.xp(bottom[0])

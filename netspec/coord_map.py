@@ -22,8 +22,8 @@ from fractions import Fraction
 from netspec.errors import NetDefinitionError
 from netspec.spec import Function, Top, layers as L
 
-__all__ = ["PASS_THROUGH_LAYERS", "UndefinedMapError", "coord_map", "compose", "inverse",
-           "coord_map_from_to", "crop", "crop_offsets"]
+__all__ = ["PASS_THROUGH_LAYERS", "AxisMismatchError", "CropError", "UndefinedMapError", "UnrelatedTopsError",
+           "coord_map", "compose", "inverse", "coord_map_from_to", "crop", "crop_offsets"]
 
 PASS_THROUGH_LAYERS = frozenset([
     "AbsVal", "BatchNorm", "Bias", "BNLL", "Dropout", "Eltwise", "ELU", "Log", "LRN", "Exp", "MVN", "Power",
@@ -34,6 +34,20 @@ IDENTITY = (None, (Fraction(1),), (Fraction(0),))
 
 class UndefinedMapError(NetDefinitionError):
     """A layer whose output coordinates have no affine relation to its input's (InnerProduct, global pooling)."""
+
+
+class AxisMismatchError(NetDefinitionError):
+    """Two maps that work on different spatial axes cannot be composed (pycaffe's AxisMismatchException)."""
+
+
+# The two below are also the built-in exceptions pycaffe's coord_map raises in these cases, so that code written
+# against pycaffe catches them.
+class UnrelatedTopsError(NetDefinitionError, RuntimeError):
+    """The tops share no ancestor reachable through spatial layers."""
+
+
+class CropError(NetDefinitionError, AssertionError):
+    """No Crop aligns the tops: their scales differ, or the offset is fractional or negative."""
 
 
 def _vector(values, what):
@@ -125,8 +139,8 @@ def compose(base_map, next_map):
     elif ax2 is None or ax1 == ax2:
         ax = ax1
     else:
-        raise NetDefinitionError(f"coord_map: cannot compose maps on spatial axes from {ax1} and from {ax2}; "
-                                 f"the layers must work on the same axes")
+        raise AxisMismatchError(f"coord_map: cannot compose maps on spatial axes from {ax1} and from {ax2}; "
+                                f"the layers must work on the same axes")
     a1, b1, a2, b2 = _broadcast(_vector(a1, "a"), _vector(b1, "b"), _vector(a2, "a"), _vector(b2, "b"))
     return ax, tuple(x * y for x, y in zip(a1, a2)), tuple(x * y + z for x, y, z in zip(a1, b2, b1))
 
@@ -171,11 +185,11 @@ def coord_map_from_to(top_from, top_to):
         from_maps, stopped = _ancestor_maps(top_from)
         found = _first_common(top_to, from_maps, stopped)
     except NetDefinitionError as e:                   # e.g. layers on different axes: say which crop met it
-        raise NetDefinitionError(f"{pair}: {e}") from None
+        raise type(e)(f"{pair}: {e}") from None
     if found is None:
         where = sorted(set(stopped))
         why = f"; the walk stopped at layers with no coordinate map: {', '.join(where)}" if where else ""
-        raise NetDefinitionError(f"{pair}: the two tops share no ancestor reachable through spatial layers, so "
+        raise UnrelatedTopsError(f"{pair}: the two tops share no ancestor reachable through spatial layers, so "
                                  f"their coordinates cannot be related{why}")
     return found
 
@@ -213,13 +227,13 @@ def crop_offsets(top_from, top_to):
     ax, a, b = coord_map_from_to(top_from, top_to)
     pair = f"crop({top_from.describe()}, {top_to.describe()})"
     if any(x != 1 for x in a):
-        raise NetDefinitionError(f"{pair}: the tops are at different scales (top_to = {_show(a)} x top_from); "
+        raise CropError(f"{pair}: the tops are at different scales (top_to = {_show(a)} x top_from); "
                                  f"a crop only shifts, so upsample or downsample one of them first")
     if any(x.denominator != 1 for x in b):
-        raise NetDefinitionError(f"{pair}: the tops are misaligned by a fraction of a pixel (shift {_show(b)}); "
+        raise CropError(f"{pair}: the tops are misaligned by a fraction of a pixel (shift {_show(b)}); "
                                  f"no integer offset exists: change a kernel, stride or pad on their paths")
     if any(x > 0 for x in b):
-        raise NetDefinitionError(f"{pair}: the offset would be negative ({_show(-x for x in b)}): top_to starts "
+        raise CropError(f"{pair}: the offset would be negative ({_show(-x for x in b)}): top_to starts "
                                  f"outside top_from, so top_from cannot be cropped to it; pad top_from's path more "
                                  f"(FCN pads conv1_1 by 100) or swap the tops")
     offsets = [int(-x) for x in b]

@@ -155,9 +155,8 @@ class Function:
     def __init__(self, type_name, inputs, params):
         self.type_name = type_name
         for i, bottom in enumerate(inputs):
-            if not isinstance(bottom, Top):
-                raise TypeError(f"L.{type_name}: bottom {i} must be a Top (a layer's output), "
-                                f"got {type(bottom).__name__}")
+            if not isinstance(bottom, Top):          # pycaffe's words, which its users' code may match
+                raise TypeError(f"{type_name} input {i} is not a Top (type is {type(bottom)})")
         self.inputs = tuple(inputs)
         self.params = dict(params)
         self.ntop = self.params.pop("ntop", 1)
@@ -253,6 +252,13 @@ def to_proto(*tops):
     return _net(layers)
 
 
+class MissingTopError(AttributeError, KeyError):
+    """A NetSpec attribute that names no top: an AttributeError (hasattr works), and the KeyError pycaffe raises."""
+
+    def __str__(self):                           # KeyError would quote the message
+        return str(self.args[0])
+
+
 class NetSpec:
     """A set of named Tops: assign them as attributes (or items); to_proto() writes every layer they need,
     in assignment order, each named after the attribute its top was assigned to."""
@@ -273,7 +279,8 @@ class NetSpec:
         try:
             return self.tops[name]
         except KeyError:
-            raise AttributeError(f"NetSpec has no top '{name}' (tops: {', '.join(self.tops) or 'none'})") from None
+            raise MissingTopError(f"NetSpec has no top '{name}' (tops: {', '.join(self.tops) or 'none'})") \
+                from None
 
     def __setitem__(self, name, value):
         self.__setattr__(name, value)

@@ -9,12 +9,12 @@ from solver.lr_policy import LR_POLICIES, learning_rate
 from solver.sgd import (SOLVERS, AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver, RMSPropSolver,
                         SGDSolver)
 from solver.signals import SignalHandler
-from solver.solver import DivergedError, Solver, share_trained_layers
+from solver.solver import DivergedError, Solver, seed_random, share_trained_layers
 
 
-def get_solver(param, device=None):
+def get_solver(param, device=None, solvers=SOLVERS):
     """Build the solver `param` (a solver path, prototxt text or SolverParameter) asks for by its `type`
-    (or legacy `solver_type`), as pycaffe's caffe.get_solver."""
+    (or legacy `solver_type`), as pycaffe's caffe.get_solver; `solvers` maps the types to the classes."""
     from netspec import io as netio
     from solver.solver import _source_path
     source = _source_path(param)
@@ -23,13 +23,13 @@ def get_solver(param, device=None):
     except FileNotFoundError:
         raise FileNotFoundError(f"solver file '{param}' not found") from None
     try:
-        cls = SOLVERS[kind]
+        cls = solvers[kind]
     except KeyError:
         raise ValueError(f"{source or 'solver'}: unknown solver type \"{kind}\"; Caffe's types are "
-                         f"{', '.join(SOLVERS)}") from None
+                         f"{', '.join(solvers)}") from None
     return cls(param, device=device)
 
 
 __all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "DivergedError", "LR_POLICIES", "NesterovSolver",
            "RMSPropSolver", "SGDSolver", "SOLVERS", "SignalHandler", "Solver", "get_solver", "learning_rate",
-           "share_trained_layers"]
+           "seed_random", "share_trained_layers"]

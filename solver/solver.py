@@ -51,28 +51,27 @@ def find_file(path, bases, what):
 
 def share_trained_layers(target, source):
     """Caffe's Net::ShareTrainedLayersWith: target's layers use the param arrays of source's same-named layers."""
-    by_name = {layer.name: layer for layer in source.layers}
-    for layer in target.layers:
-        other = by_name.get(layer.name)
-        if other is None:
-            continue
-        if len(other.blobs) != len(layer.blobs):
-            raise ValueError(f"cannot share weights of layer '{layer.name}': {len(other.blobs)} blob(s) in "
-                             f"'{source.name}', {len(layer.blobs)} in '{target.name}'")
-        for j, (mine, theirs) in enumerate(zip(layer.blobs, other.blobs)):
-            if mine.shape != theirs.shape:
-                raise ValueError(f"cannot share param {j} of layer '{layer.name}': shape {theirs.shape} in the "
-                                 f"train net, {mine.shape} in '{target.name}'")
-            mine.share_data(theirs)
+    target.share_with(source)
+
+
+def seed_random(seed):
+    """Caffe::set_random_seed on the CPU: one seed for the fillers, data shuffling and dropout (numpy's global
+    generator, which Dropout draws from). CuPy's generator is seeded where a net moves to the GPU."""
+    fillers.seed(seed)
+    hdf5_data.seed(seed)
+    numpy.random.seed(seed % 2 ** 32)
 
 
 class Solver:
     type = None                  # Caffe's solver type string, set by each subclass
     history_slots = 1            # history blobs per learnable param (AdaDelta and Adam keep 2)
+    net_class = Net              # what the train and test nets are built as
+    paths_beside_solver = True   # relative paths try the solver's folder first (False: the working directory only)
 
     def __init__(self, param, device=None):
         self.source = _source_path(param)
-        self.base_dir = os.path.dirname(os.path.abspath(self.source)) if self.source else None
+        self.base_dir = (os.path.dirname(os.path.abspath(self.source))
+                         if self.source and self.paths_beside_solver else None)
         try:
             self.param = netio.read_solver(self.source or param)
         except FileNotFoundError:
@@ -83,10 +82,8 @@ class Solver:
         if self.type != self.param.type:
             log.warning(f"{self.where} asks for solver type \"{self.param.type}\", but a {type(self).__name__} "
                         f"(\"{self.type}\") is being built; use solver.get_solver to follow the file")
-        if self.param.random_seed >= 0:              # Caffe::set_random_seed: fillers, data shuffling, dropout
-            fillers.seed(self.param.random_seed)
-            hdf5_data.seed(self.param.random_seed)
-            numpy.random.seed(self.param.random_seed % 2 ** 32)
+        if self.param.random_seed >= 0:
+            seed_random(self.param.random_seed)
         log.info(f"Initializing solver from parameters:\n{netio.to_text(self.param).rstrip()}")
         self.snapshot_prefix_written, self.snapshot_prefix_path = self._snapshot_prefix()
         if self.param.snapshot > 0:
@@ -164,8 +161,8 @@ class Solver:
         """A Net in `state` (a merged NetState), resolving its relative file paths against the solver folder."""
         net_param = caffe_pb2.NetParameter.FromString(net_param.SerializeToString())
         net_param.ClearField("state")                 # merged into `state` already, as Caffe does
-        return Net(net_param, phase=state.phase, stages=list(state.stage), level=state.level,
-                   base_dir=self.base_dir)
+        return self.net_class(net_param, phase=state.phase, stages=list(state.stage), level=state.level,
+                              base_dir=self.base_dir)
 
     def _train_net(self):
         p = self.param
@@ -262,7 +259,14 @@ class Solver:
     def add_callback(self, fn, event="step"):
         """Call fn at `event`: 'start' (before an iteration's forward/backward), 'gradients_ready' (before the
         update), 'step' (after the update, solver.iter already counting it), all as fn(solver); and 'test' (after
-        each test net's evaluation) as fn(solver, test_net_id, scores), scores = {output name: mean value}."""
+        each test net's evaluation) as fn(solver, test_net_id, scores), scores = {output name: mean value}.
+
+        pycaffe's form add_callback(on_start, on_gradients_ready) takes two functions of no arguments."""
+        if callable(event):
+            on_start, on_gradients_ready = fn, event
+            self._callbacks["start"].append(lambda solver: on_start())
+            self._callbacks["gradients_ready"].append(lambda solver: on_gradients_ready())
+            return fn
         if event not in EVENTS:
             raise ValueError(f"unknown callback event {event!r}; use one of {', '.join(EVENTS)}")
         self._callbacks[event].append(fn)
@@ -372,18 +376,9 @@ class Solver:
         log.error(message)
         raise DivergedError(message)
 
-    @staticmethod
-    def _loss_weights(net):
-        weights = {}
-        for layer, names in zip(net.layers, net.top_names):
-            for name, weight in zip(names, layer.loss_weights):
-                if weight:
-                    weights[name] = weight
-        return weights
-
     def _log_outputs(self, net, kind, values=None):
         """Caffe's '    Train net output #k: name = v (* w = w*v loss)' lines, one per output element."""
-        weights = self._loss_weights(net)
+        weights = net.blob_loss_weights
         index = 0
         for name in net.outputs:
             data = values[name] if values is not None else numpy.ravel(backend.to_cpu(net.blobs[name].data))

@@ -1,4 +1,5 @@
-"""Shared fixtures: where ../shared lives, and the device parameter that skips the GPU without CUDA."""
+"""Shared fixtures: where the test vectors live (tests/vectors, or FCN_SHARED), and the device parameter that skips
+the GPU without CUDA."""
 import os
 import pathlib
 
@@ -7,7 +8,9 @@ import pytest
 from layers import backend
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("FCN_SHARED", ROOT.parent / "shared"))
+# real Caffe's vectors, the fixtures and the reference nets, in the repository (tests/vectors/README.md);
+# FCN_SHARED points the suite at another copy laid out the same way
+SHARED = pathlib.Path(os.environ.get("FCN_SHARED", ROOT / "tests" / "vectors"))
 GOLDEN = SHARED / "caffe-golden"
 FIXTURES = SHARED / "fixtures"
 REFERENCE = SHARED / "reference" / "fcn-prototxt"
@@ -28,4 +31,4 @@ def device(request):
 
 
 def pytest_report_header(config):
-    return f"shared data: {SHARED} ({'found' if SHARED.exists() else 'MISSING'}); cuda: {backend.cuda_available()}"
+    return f"test vectors: {SHARED} ({'found' if SHARED.exists() else 'MISSING'}); cuda: {backend.cuda_available()}"

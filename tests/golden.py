@@ -1,11 +1,21 @@
-"""Read a caffe-golden case and compare a Net against what real Caffe computed (tolerances: its README)."""
+"""Read a caffe-golden case and compare a Net against what real Caffe computed (tolerances: its README).
+
+Cases of tests/vectors/caffe-golden-catalog may hold three more parts: `params_after_forward` (the params after
+forward, where BatchNorm has updated its statistics), `written_file` (what HDF5Output wrote; the case's absolute
+/tmp file_name is redirected into a folder of the caller's) and the attr `force_backward` (False where the net
+leaves it out, its layers refusing a forced bottom).
+"""
+import os
+
 import h5py
 import numpy
 
 from layers import Net, backend
+from netspec import io
 
 # blob values that are pure data movement must match bit for bit
-EXACT_TYPES = {"Crop", "Concat", "Flatten", "Reshape", "Split", "ArgMax", "Threshold", "DummyData", "Silence"}
+EXACT_TYPES = {"Crop", "Concat", "Flatten", "Reshape", "Split", "ArgMax", "Threshold", "DummyData", "Silence",
+               "Slice", "Tile", "Filter", "BatchReindex", "Parameter"}
 
 
 class Case:
@@ -16,9 +26,12 @@ class Case:
             self.groups = {}
             for group in ("inputs", "outputs", "top_diffs", "diffs"):
                 self.groups[group] = {k: f[group][k][()] for k in f[group]} if group in f else {}
-            for group in ("params", "param_diffs"):
+            for group in ("params", "param_diffs", "params_after_forward"):
                 self.groups[group] = ({layer: [f[group][layer][str(i)][()] for i in range(len(f[group][layer]))]
                                        for layer in f[group]} if group in f else {})
+            written = f.get("written_file")
+            self.groups["written_file"] = {k: written[k][()] for k in written} if written is not None else {}
+            self.written_name = written.attrs["file_name"] if written is not None else None
         self.name = path.stem
         self.prototxt = self.attrs["prototxt"]
         self.phase = self.attrs.get("phase", "TEST")
@@ -30,8 +43,21 @@ class Case:
             raise AttributeError(group) from None
 
     def layer_types(self):
-        from netspec import io
         return [l.type for l in io.read_net(self.prototxt).layer]
+
+    def net_param(self, workdir=None, force_backward=None):
+        """The case's NetParameter; HDF5Output files go into `workdir` (needed when the net has one)."""
+        param = io.read_net(self.prototxt)
+        if "force_backward" in self.attrs:
+            assert bool(self.attrs["force_backward"]) == param.force_backward, f"{self.name}: attr force_backward"
+        if force_backward is not None:
+            param.force_backward = force_backward
+        for layer in param.layer:
+            if layer.type == "HDF5Output":
+                assert workdir is not None, f"{self.name}: HDF5Output needs a folder to write into"
+                name = layer.hdf5_output_param.file_name
+                layer.hdf5_output_param.file_name = os.path.join(workdir, os.path.basename(name))
+        return param
 
 
 def assert_close(actual, expected, what, kind):
@@ -52,9 +78,10 @@ def assert_close(actual, expected, what, kind):
                            f"max |Caffe| {numpy.abs(expected).max():.3g})")
 
 
-def run_case(case, device="cpu"):
-    """Build the case's net, load its params and inputs, run forward (and backward), compare everything."""
-    net = Net(case.prototxt, phase=case.phase)
+def run_case(case, device="cpu", workdir=None, force_backward=None):
+    """Build the case's net, load its params and inputs, run forward (and backward), compare everything.
+    `workdir`: where an HDF5Output writes; `force_backward`: override the net's (the diffs must not change)."""
+    net = Net(case.net_param(workdir, force_backward), phase=case.phase)
     for layer, arrays in case.params.items():
         for blob, array in zip(net.params[layer], arrays):
             blob.data[...] = array
@@ -72,6 +99,10 @@ def run_case(case, device="cpu"):
     for name, expected in case.outputs.items():
         kind = "exact" if name in exact else "forward"
         assert_close(net.blobs[name].data, expected, f"{case.name}: forward blob '{name}'", kind)
+    for layer, arrays in case.params_after_forward.items():
+        for i, (blob, expected) in enumerate(zip(net.params[layer], arrays)):
+            assert_close(blob.data, expected, f"{case.name}: param {i} of layer '{layer}' after forward", "forward")
+    check_written_file(case, net)
     if not case.attrs.get("has_backward", True) or not case.diffs:
         return net
     net.backward(**case.top_diffs)
@@ -81,3 +112,16 @@ def run_case(case, device="cpu"):
         for i, (blob, expected) in enumerate(zip(net.params[layer], arrays)):
             assert_close(blob.diff, expected, f"{case.name}: diff of param {i} of layer '{layer}'", "gradient")
     return net
+
+
+def check_written_file(case, net):
+    """The datasets an HDF5Output layer wrote must be Caffe's, bit for bit (it only copies)."""
+    if not case.written_file:
+        return
+    files = [layer.file_name for layer in net.layers if layer.type == "HDF5Output"]
+    assert [os.path.basename(f) for f in files] == [os.path.basename(case.written_name)], f"{case.name}: files"
+    with h5py.File(files[0], "r") as f:
+        assert sorted(f) == sorted(case.written_file), f"{case.name}: datasets {sorted(f)} written"
+        for name, expected in case.written_file.items():
+            assert f[name].dtype == expected.dtype, f"{case.name}: dataset '{name}' is {f[name].dtype}"
+            assert_close(f[name][()], expected, f"{case.name}: written dataset '{name}'", "exact")

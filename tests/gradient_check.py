@@ -13,15 +13,16 @@ def make_layer(prototxt, phase="TRAIN"):
     return create_layer(param, phase)
 
 
-def run_layer(layer, *arrays, tops=1):
-    """Set up a layer on bottoms holding `arrays` (in their dtype) and run one forward: (bottoms, tops)."""
+def run_layer(layer, *arrays, tops=1, in_place=False):
+    """Set up a layer on bottoms holding `arrays` (in their dtype) and run one forward: (bottoms, tops).
+    in_place: the one top is the first bottom."""
     dtype = arrays[0].dtype if arrays else numpy.float32
     bottoms = []
     for array in arrays:
         blob = Blob(*array.shape, dtype=array.dtype)
         blob.data[...] = array
         bottoms.append(blob)
-    top = [Blob(dtype=dtype) for _ in range(tops)]
+    top = bottoms[:1] if in_place else [Blob(dtype=dtype) for _ in range(tops)]
     layer.run_setup(bottoms, top)
     layer.run_forward(bottoms, top)
     return bottoms, top

@@ -66,6 +66,17 @@ def test_crops_are_deterministic_and_cover_the_six_classes():
     assert set(la.tolist()) == set(range(synthetic.NUM_CLASSES - 1))
 
 
+def test_worker_processes_make_the_same_data_as_one_process(tmp_path):
+    """Large sets are made by worker processes; each item depends on its own arguments only, so the data are the
+    same (order included) however they are shared out."""
+    jobs = [(0, "crops", i, 40, 64) for i in range(12)]
+    pooled = list(synthetic._parallel(synthetic.make_crop, jobs, min_jobs=1))
+    for (image, label), job in zip(pooled, jobs):
+        want_image, want_label = synthetic.make_crop(*job)
+        numpy.testing.assert_array_equal(image, want_image)
+        assert label == want_label
+
+
 def test_voc_layout_round_trips(tmp_path):
     root = tmp_path / "voc"
     ids = synthetic.write_voc(str(root), seed=1, n_train=3, n_val=2, size=32)

@@ -188,9 +188,26 @@ def all_kernels():
     return list(backend.KERNELS)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_relu_backward_kernel_matches_the_twin(run, slope):
+    from layers import relu
+    layer = make_layer(f'name: "relu" type: "ReLU" bottom: "x" top: "x" relu_param {{ negative_slope: {slope} }}')
+    x = rng.normal(size=(2, 3, 5, 4)).astype(numpy.float32)
+    x[0, 0, 0, :2] = 0                                              # the boundary: x = 0 takes the slope
+    dy = rng.normal(size=x.shape).astype(numpy.float32)
+    want = numpy.empty_like(dy)
+    layer.negative_slope = slope
+    layer._backward(numpy, x, dy, want)
+    (_, _, _, got), _ = run(lambda a, g, s, o: relu._relu_bwd(a, g, s, o), x, dy, numpy.float32(slope), dy.copy())
+    numpy.testing.assert_array_equal(got, want)
+
+
 def test_every_kernel_is_tested_here():
     tested = {"fcn_im2col", "fcn_col2im", "fcn_max_pool_fwd", "fcn_max_pool_bwd", "fcn_softmax_loss_fwd",
-              "fcn_softmax_loss_bwd", "fcn_sgd_update"}
+              "fcn_softmax_loss_bwd", "fcn_sgd_update", "fcn_relu_bwd",
+              # tests/layers/test_winograd_gpu.py
+              "fcn_winograd_input", "fcn_winograd_output", "fcn_winograd_grad_output", "fcn_winograd_grad_input",
+              "fcn_winograd_gather_input"}
     assert {k.name for k in all_kernels()} == tested
 
 

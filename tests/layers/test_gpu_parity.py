@@ -80,6 +80,59 @@ CASES = [
     ("argmax", 'type: "ArgMax" argmax_param { axis: 1 top_k: 2 }', [(2, 6, 3, 4)], [False], None),
     ("accuracy", 'type: "Accuracy" top: "per_class" accuracy_param { top_k: 2 ignore_label: 255 }',
      [(2, 5, 3, 4), (2, 1, 3, 4)], [False, False], [None, "label:5:255"]),
+    ("absval", 'type: "AbsVal"', [(2, 3, 4, 5)], [True], None),
+    ("bnll", 'type: "BNLL"', [(2, 3, 4, 5)], [True], None),
+    ("clip", 'type: "Clip" clip_param { min: -0.5 max: 1.2 }', [(2, 3, 4, 5)], [True], None),
+    ("elu", 'type: "ELU" elu_param { alpha: 0.5 }', [(2, 3, 4, 5)], [True], None),
+    ("prelu", 'type: "PReLU" prelu_param { filler { type: "uniform" min: 0.1 max: 0.4 } }', [(2, 3, 4, 5)],
+     [True], None),
+    ("prelu_shared", 'type: "PReLU" prelu_param { channel_shared: true }', [(2, 3, 4, 5)], [True], None),
+    ("sigmoid", 'type: "Sigmoid"', [(2, 3, 4, 5)], [True], None),
+    ("tanh", 'type: "TanH"', [(2, 3, 4, 5)], [True], None),
+    ("swish", 'type: "Swish" swish_param { beta: 1.5 }', [(2, 3, 4, 5)], [True], None),
+    ("batch_norm_train", 'type: "BatchNorm" batch_norm_param { moving_average_fraction: 0.9 }', [(2, 3, 4, 5)],
+     [True], None),
+    ("batch_norm_global", 'type: "BatchNorm" phase: TEST', [(2, 3, 4, 5)], [True], None),
+    ("mvn", 'type: "MVN" mvn_param { across_channels: true }', [(2, 3, 4, 5)], [True], None),
+    ("slice", 'type: "Slice" top: "y2" top: "y3" slice_param { slice_point: 1 slice_point: 4 }', [(2, 6, 3, 4)],
+     [True], None),
+    ("tile", 'type: "Tile" tile_param { axis: 1 tiles: 3 }', [(2, 3, 4, 5)], [True], None),
+    ("reduction_asum", 'type: "Reduction" reduction_param { operation: ASUM axis: 1 coeff: -0.5 }', [(2, 3, 4, 5)],
+     [True], None),
+    ("reduction_sumsq", 'type: "Reduction" reduction_param { operation: SUMSQ axis: 2 coeff: 2 }', [(2, 3, 4, 5)],
+     [True], None),
+    ("embed", 'type: "Embed" embed_param { num_output: 4 input_dim: 6 weight_filler { type: "gaussian" } '
+              'bias_filler { type: "gaussian" } }', [(2, 5)], [False], ["label:6:0"]),
+    ("parameter", 'type: "Parameter" parameter_param { shape { dim: 2 dim: 3 } }', [], [], None),
+    ("filter", 'type: "Filter" top: "y2"', [(4, 2, 3), (4, 3), (4,)], [True, True, False],
+     [None, None, "label:2:0"]),
+    ("batch_reindex", 'type: "BatchReindex"', [(4, 3, 2), (6,)], [True, False], [None, "label:4:0"]),
+    ("euclidean_loss", 'type: "EuclideanLoss"', [(2, 3, 4), (2, 12)], [True, True], None),
+    ("sigmoid_ce_loss", 'type: "SigmoidCrossEntropyLoss" loss_param { ignore_label: 255 normalization: VALID }',
+     [(2, 3, 4), (2, 3, 4)], [True, False], [None, "label:2:255"]),
+    ("hinge_loss_l2", 'type: "HingeLoss" hinge_loss_param { norm: L2 }', [(5, 4), (5,)], [True, False],
+     [None, "label:4:0"]),
+    ("infogain_loss", 'type: "InfogainLoss" top: "prob" loss_weight: 1 loss_weight: 0 '
+                      'loss_param { ignore_label: 255 }',
+     [(2, 4, 3, 2), (2, 1, 3, 2), (4, 4)], [True, False, False], [None, "label:4:255", None]),
+    ("multinomial_logistic_loss", 'type: "MultinomialLogisticLoss"', [(5, 4), (5,)], [True, False],
+     [None, "label:4:0"]),
+    ("contrastive_loss", 'type: "ContrastiveLoss" contrastive_loss_param { margin: 2 }',
+     [(6, 3, 1, 1), (6, 3, 1, 1), (6, 1, 1, 1)], [True, True, False], [None, None, "label:2:0"]),
+    ("spp_max", 'type: "SPP" spp_param { pyramid_height: 3 }', [(2, 2, 9, 7)], [True], None),
+    ("spp_ave", 'type: "SPP" spp_param { pyramid_height: 2 pool: AVE }', [(2, 2, 5, 7)], [True], None),
+    ("im2col", 'type: "Im2col" convolution_param { kernel_size: 3 stride: 2 pad: 1 dilation: 2 }', [(2, 2, 7, 9)],
+     [True], None),
+    ("conv_depthwise", 'type: "Convolution" convolution_param { num_output: 8 group: 4 kernel_size: 3 stride: 2 '
+                       'pad: 1 weight_filler { type: "gaussian" std: 0.3 } bias_filler { type: "gaussian" } }',
+     [(2, 4, 9, 8)], [True], None),
+    ("lstm_static", 'type: "LSTM" recurrent_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } '
+                    'bias_filler { type: "gaussian" } }', [(3, 2, 4), (3, 2), (2, 5)], [True, False, True],
+     [None, "label:2:0", None]),
+    ("rnn", 'type: "RNN" recurrent_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } }',
+     [(3, 2, 4), (3, 2)], [True, False], [None, "label:2:0"]),
+    ("lstm_unit", 'type: "LSTMUnit" top: "h"', [(1, 3, 4), (1, 3, 16), (1, 3)], [True, True, False],
+     [None, None, "label:2:0"]),
 ]
 
 
@@ -182,8 +235,9 @@ def test_every_layer_type_has_a_parity_case():
     from layers import known_types
     covered = {c[1].split('"')[1] for c in CASES}
     # data layers read files and have no GPU path of their own; Python layers are the user's code
-    untested = {"Input", "HDF5Data", "DummyData", "Python", "Silence", "VOCSegData", "SBDDSegData", "SIFTFlowSegData",
-                "NYUDSegData", "PASCALContextSegData", "SegFolderData"}
+    untested = {"Input", "HDF5Data", "DummyData", "Python", "Silence", "HDF5Output", "VOCSegData", "SBDDSegData",
+                "SIFTFlowSegData", "NYUDSegData", "PASCALContextSegData", "SegFolderData",
+                "MemoryData", "ImageData", "Data"}
     assert set(known_types()) - untested <= covered, sorted(set(known_types()) - untested - covered)
 
 

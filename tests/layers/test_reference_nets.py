@@ -1,4 +1,4 @@
-"""The reference FCN nets (../shared/reference/fcn-prototxt: voc-fcn32s, 16s, 8s, 8s-atonce; train, val, deploy)
+"""The reference FCN nets (tests/vectors/reference/fcn-prototxt: voc-fcn32s, 16s, 8s, 8s-atonce; train, val, deploy)
 build unmodified and give Caffe's shapes (FCN_REFERENCE.md section 2); FCN-8s runs forward and backward.
 
 Train/val nets read their data with a Python layer; here it becomes an Input layer with tops data and label,

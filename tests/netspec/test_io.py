@@ -20,7 +20,6 @@ MODELS = GOLDEN / "models"
 V1_DIR = SHARED / "fixtures/caffemodel/v1_everpeace_caffe_2014"
 V2_DIR = SHARED / "fixtures/caffemodel/v2_caffe_tensorflow"
 
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
 
 
 def _files(*patterns):

@@ -89,7 +89,6 @@ SHARED = pathlib.Path(os.environ.get("FCN_SHARED", pathlib.Path(__file__).resolv
 LENET = SHARED / "fixtures/caffemodel/v1_everpeace_caffe_2014/lenet_train_test.prototxt"
 
 
-@pytest.mark.skipif(not LENET.exists(), reason="shared fixtures not found")
 def test_lenet_train_test_phases():
     net = read_net(LENET)
     train, test = filter_net(net, pb.TRAIN), filter_net(net, pb.TEST)

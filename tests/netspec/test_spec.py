@@ -194,12 +194,14 @@ def test_wrong_value_types_and_unknown_enum_names_are_reported():
 
 
 def test_bottoms_must_be_tops_and_netspec_attributes_must_be_tops():
-    with pytest.raises(TypeError, match=r"L\.ReLU: bottom 0 must be a Top"):
+    with pytest.raises(TypeError, match=r"^ReLU input 0 is not a Top \(type is <class 'str'>\)$"):
         L.ReLU("data")
     n = NetSpec()
     with pytest.raises(TypeError, match=r"unpack it"):
         n.pair = L.Python(module="m", layer="Data", ntop=2)
     with pytest.raises(AttributeError, match=r"NetSpec has no top 'missing'"):
+        n.missing
+    with pytest.raises(KeyError):                # what pycaffe's NetSpec raises
         n.missing
 
 

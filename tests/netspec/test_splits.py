@@ -11,7 +11,6 @@ from netspec.splits import split_blob_name, split_layer_name
 
 SHARED = pathlib.Path(os.environ.get("FCN_SHARED", pathlib.Path(__file__).resolve().parents[3] / "shared"))
 GOLDEN = SHARED / "caffe-golden"
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason="caffe-golden not found")
 
 
 def names(net):
@@ -34,7 +33,6 @@ def caffe_net_of(case):
     return net, attrs
 
 
-@needs_golden
 @pytest.mark.parametrize("case", ["split_implicit.h5", "silence_branch.h5"])
 def test_split_names_match_caffe(case):
     net, attrs = caffe_net_of(GOLDEN / case)
@@ -47,7 +45,6 @@ def test_split_names_match_caffe(case):
     assert list(net.layer[2].bottom) == ["data_data_0_split_0"]  # consumers take tops in net order
 
 
-@needs_golden
 def test_every_golden_case_gets_caffes_layers_and_blobs():
     cases = [p for p in sorted(GOLDEN.glob("*.h5")) if not p.name.startswith("solver_")]
     assert len(cases) > 60

@@ -1,5 +1,5 @@
 """weights.caffemodel: format detection, Caffe's legacy-shape rules, and lossless conversion between binary
-.caffemodel and HDF5, on the real files in ../shared (fixtures from public repos, Caffe-made goldens)."""
+.caffemodel and HDF5, on the real files in tests/vectors (fixtures from public repos, Caffe-made goldens)."""
 import h5py
 import numpy as np
 import pytest

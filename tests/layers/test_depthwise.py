@@ -1,0 +1,48 @@
+"""Depthwise convolution (group == channels, MobileNet): the tap-loop kernels of layers/depthwise.py against the
+generic grouped convolution, for multipliers, strides, pads, dilations and rectangular kernels, and the
+Convolution layer's numerical gradient on that path."""
+import numpy
+import pytest
+
+from layers.depthwise import depthwise_data_grad, depthwise_forward, depthwise_weight_grad, is_depthwise
+from layers.im2col import conv_data_grad_cpu, conv_forward_cpu, conv_outsize, conv_weight_grad_cpu
+from tests.gradient_check import check_layer_gradient, make_layer
+
+rng = numpy.random.default_rng(8)
+
+
+@pytest.mark.parametrize("c, mult, kernel, stride, pad, dilation, hw", [
+    (8, 1, (3, 3), (1, 1), (1, 1), (1, 1), (7, 9)),
+    (4, 2, (3, 3), (2, 2), (1, 1), (1, 1), (9, 11)),
+    (3, 3, (5, 3), (2, 1), (2, 0), (1, 2), (8, 10)),
+    (5, 1, (3, 3), (3, 2), (0, 2), (2, 1), (11, 6)),
+])
+def test_matches_the_grouped_convolution(c, mult, kernel, stride, pad, dilation, hw):
+    x = rng.normal(size=(2, c, *hw)).astype(numpy.float32)
+    weight = rng.normal(size=(c * mult, 1, *kernel)).astype(numpy.float32)
+    bias = rng.normal(size=c * mult).astype(numpy.float32)
+    out = tuple(conv_outsize(s, k, st, p, d) for s, k, st, p, d in zip(hw, kernel, stride, pad, dilation))
+    geometry = dict(stride=stride, pad=pad, dilation=dilation, group=c)
+    want = conv_forward_cpu(x, weight, bias, numpy.empty((2, c * mult, *out), numpy.float32), **geometry)
+    have = depthwise_forward(x, weight, bias, numpy.empty_like(want), **geometry)
+    numpy.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5)
+    dy = rng.normal(size=want.shape).astype(numpy.float32)
+    dx = conv_data_grad_cpu(dy, weight, numpy.empty_like(x), **geometry)
+    numpy.testing.assert_allclose(depthwise_data_grad(dy, weight, numpy.empty_like(x), **geometry), dx,
+                                  rtol=1e-4, atol=1e-5)
+    dw = conv_weight_grad_cpu(x, dy, numpy.zeros_like(weight), **geometry)
+    numpy.testing.assert_allclose(depthwise_weight_grad(x, dy, numpy.zeros_like(weight), **geometry), dw,
+                                  rtol=1e-4, atol=1e-4)
+
+
+def test_only_group_equal_channels_with_one_input_channel_per_group():
+    assert is_depthwise(8, 8, (8, 1, 3, 3)) and is_depthwise(4, 4, (8, 1, 3, 3))
+    assert not is_depthwise(8, 4, (8, 2, 3, 3)) and not is_depthwise(1, 1, (4, 1, 3, 3))
+
+
+@pytest.mark.parametrize("param", ["num_output: 3 group: 3 kernel_size: 3 pad: 1",
+                                   "num_output: 4 group: 2 kernel_size: 3 stride: 2 dilation: 1 pad: 1"])
+def test_layer_gradient_on_the_depthwise_path(param):
+    layer = make_layer(f'name: "dw" type: "Convolution" '
+                       f'convolution_param {{ {param} bias_filler {{ type: "gaussian" }} }}')
+    check_layer_gradient(layer, [rng.normal(size=(2, layer.param.convolution_param.group, 5, 6))])
