@@ -30,7 +30,8 @@ setup(
         "lmdb": ["lmdb>=1.0"],              # the Data layer's LMDB backend
         "draw": ["pydot"],                  # caffe.draw (rendering also needs Graphviz's `dot`)
         # grpcio-tools brings protoc, used to check that netspec/caffe_pb2.py is current; OpenCV's Caffe
-        # importer (gone from OpenCV 5) is a second reader of what `python -m weights convert` writes
-        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5", "lmdb>=1.0"],
+        # importer (gone from OpenCV 5) is a second reader of what `python -m weights convert` writes; ruff is the
+        # linter tests/test_lint.py runs (pinned: a newer ruff may know more rules)
+        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5", "lmdb>=1.0", "ruff==0.17.6"],
     },
 )

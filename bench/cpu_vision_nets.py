@@ -37,6 +37,7 @@ SIZE = 224
 SEED = 1701
 SCORE_RTOL = 1e-4
 NORMALISING = ("BatchNorm", "Scale", "ReLU")
+PROFILED = 5                  # instrumented forwards whose per-layer-type times are averaged
 
 
 # ------------------------------------------------------------------------------------------------ nets, weights
@@ -101,7 +102,7 @@ def child_ours(model, repeats):
         times.append(time.perf_counter() - start)
     scores = net.forward(data=x, end=NETS[model])[NETS[model]].copy()
     profile = collections.Counter()
-    for layer in net.layers:                 # time each layer of one more forward
+    for layer in net.layers:                 # time each layer of PROFILED more forwards
         run = layer.run_forward
 
         def timed(*args, _run=run, _kind=layer_kind(layer)):
@@ -111,9 +112,11 @@ def child_ours(model, repeats):
             finally:
                 profile[_kind] += time.perf_counter() - start
         layer.run_forward = timed
-    net.forward(data=x)
+    for _ in range(PROFILED):
+        net.forward(data=x)
     from layers.im2col import _POOL
-    return {"times": times, "scores": scores.reshape(-1).tolist(), "profile": dict(profile), "threads": _POOL.size}
+    return {"times": times, "scores": scores.reshape(-1).tolist(),
+            "profile": {kind: seconds / PROFILED for kind, seconds in profile.items()}, "threads": _POOL.size}
 
 
 # ------------------------------------------------------------------------------------------------ the peer
@@ -164,18 +167,27 @@ def torch_run(param, params, x, keep):
     return blobs
 
 
+def torch_params(param, weights, fmt):
+    """{layer name: [tensors]} of our weights, 4-D ones in memory format `fmt`; BatchNorm's blobs become the
+    running mean and variance a PyTorch model holds (Caffe's blobs over the moving-average factor)."""
+    import torch
+    params = {}
+    for layer in param.layer:
+        arrays = weights.get(layer.name)
+        if arrays and layer.type == "BatchNorm":
+            arrays = [arrays[0] / arrays[2], arrays[1] / arrays[2]]
+        if arrays:
+            params[layer.name] = [torch.from_numpy(a).contiguous(memory_format=fmt) if a.ndim == 4
+                                  else torch.from_numpy(a) for a in arrays]
+    return params
+
+
 def child_torch(model, repeats, layout):
     import torch
     from layers import Net
     param = deploy_param(model)
     fmt = torch.channels_last if layout == "cl" else torch.contiguous_format
-    weights = random_weights(Net(param, phase="TEST"))
-    for layer in param.layer:                # running mean and variance, as a PyTorch model holds them
-        if layer.type == "BatchNorm":
-            mean, var, factor = weights[layer.name]
-            weights[layer.name] = [mean / factor, var / factor]
-    params = {name: [torch.from_numpy(a).contiguous(memory_format=fmt) if a.ndim == 4 else torch.from_numpy(a)
-                     for a in arrays] for name, arrays in weights.items()}
+    params = torch_params(param, random_weights(Net(param, phase="TEST")), fmt)
     x = torch.from_numpy(image()).contiguous(memory_format=fmt)
     with torch.no_grad():
         torch_run(param, params, x, NETS[model])
@@ -252,17 +264,19 @@ def main(argv=None):
 
 def report(sides, times, results, load_before):
     names = {"ours": "ours", "torch-nchw": "torch NCHW", "torch-cl": "torch CL"}
-    med = {key: statistics.median(value) * 1e3 for key, value in times.items()}
     print()
-    header = f"{'forward, ms':24s}" + "".join(f"{names[s]:>12s}" for s in sides)
-    print(header + (f"{'ours/best':>11s}" if len(sides) > 1 else ""))
+    for label, summary in (("median", statistics.median), ("fastest", min)):
+        ms = {key: summary(value) * 1e3 for key, value in times.items()}
+        header = f"{'forward ms, ' + label:24s}" + "".join(f"{names[s]:>12s}" for s in sides)
+        print(header + (f"{'ours/best':>11s}" if len(sides) > 1 else ""))
+        for model in NETS:
+            row = f"{model:24s}" + "".join(f"{ms[(s, model)]:12.1f}" for s in sides)
+            if len(sides) > 1:
+                row += f"{ms[('ours', model)] / min(ms[(s, model)] for s in sides[1:]):11.2f}"
+            print(row)
+    print(f"(of {len(times[('ours', next(iter(NETS)))])} forwards per cell after a warm-up; the fastest run is the "
+          f"one least disturbed by other work)")
     ok = True
-    for model in NETS:
-        row = f"{model:24s}" + "".join(f"{med[(s, model)]:12.1f}" for s in sides)
-        if len(sides) > 1:
-            row += f"{med[('ours', model)] / min(med[(s, model)] for s in sides[1:]):11.2f}"
-        print(row)
-    print(f"(medians of {len(times[('ours', next(iter(NETS)))])} forwards per cell after a warm-up)")
     for side in sides[1:]:
         for model in NETS:
             ours = numpy.array(results[("ours", model)]["scores"])
@@ -282,7 +296,7 @@ def report(sides, times, results, load_before):
 
 def print_profile(model, profile):
     total = sum(profile.values())
-    print(f"our profile, {model} (one instrumented forward, {total * 1e3:.1f} ms):")
+    print(f"our profile, {model} (mean of {PROFILED} instrumented forwards, {total * 1e3:.1f} ms):")
     for kind, seconds in sorted(profile.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:24s} {seconds * 1e3:8.2f} ms {100 * seconds / total:5.1f}%")
     normalising = sum(profile.get(kind, 0) for kind in NORMALISING)

@@ -72,11 +72,13 @@ def _score(bottom, num_classes, param=LEARN):
     return L.Convolution(bottom, kernel_size=1, num_output=num_classes, param=param)
 
 
-def fcn(stage, data_param, widths, fc, fc_kernel, num_classes, pad=33, deploy_size=None):
+def fcn(stage, data_param, widths, fc, fc_kernel, num_classes, pad=33, deploy_size=None, sample=None):
     """FCN-32s-fixed, FCN-32s, FCN-16s or FCN-8s (stage one of STAGES) on the demo body.
 
     data_param: the SegFolderData param_str dict (image_dir, label_dir, split, batch_size, ...); or None for a
     deploy net: an Input "data" of 1 x 3 x deploy_size x deploy_size (BGR 0-255), no loss.
+    sample: the loss sampling layer's param_str dict (keep, cell, seed; layers/data/loss_sampling.py), which
+    then sits between the label and the loss; None for none.
     """
     if stage not in STAGES:
         raise ValueError(f"demo.nets.fcn: stage must be one of {', '.join(STAGES)}, got {stage!r}")
@@ -116,9 +118,13 @@ def fcn(stage, data_param, widths, fc, fc_kernel, num_classes, pad=33, deploy_si
         n.fuse_pool3 = L.Eltwise(n.upscore_pool4, n.score_pool3c, operation=P.Eltwise.SUM)
         n.upscore8 = _upscore(n.fuse_pool3, num_classes, 8)
         n.score = crop(n.upscore8, n.data)
+    label = n.label if data_param is not None else None
+    if data_param is not None and sample is not None:
+        n.label_sampled = L.Python(n.label, module="loss_sampling", layer="LossSamplingLayer",
+                                   param_str=repr(sample))
+        label = n.label_sampled
     if data_param is not None:
-        n.loss = L.SoftmaxWithLoss(n.score, n.label,
-                                   loss_param=dict(ignore_label=255, normalization=P.Loss.VALID))
+        n.loss = L.SoftmaxWithLoss(n.score, label, loss_param=dict(ignore_label=255, normalization=P.Loss.VALID))
     proto = n.to_proto()
     proto.name = f"demo-fcn{stage}"
     return proto

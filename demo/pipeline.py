@@ -113,9 +113,11 @@ def seg_data_param(data_dir, split, batch, size, seed):
                 num_classes=synthetic.NUM_CLASSES, mean=(0, 0, 0), batch_size=batch, crop=size, seed=seed)
 
 
-def write_nets(nets_dir, out, config, seed=0):
+def write_nets(nets_dir, out, config, seed=0, sample=None):
     """Write the demo's nets and solvers under nets_dir/demo-{classifier,fcn32s-fixed,fcn32s,fcn16s,fcn8s}/
     (train.prototxt, val.prototxt, solver.prototxt; deploy.prototxt for the FCNs), their data paths under `out`.
+    sample: train the FCNs with loss sampling (section 3.4), keeping this fraction of the 32 x 32 cells (the
+    final layer's) in batches 1 / sample times larger, so that the expected cells per batch stay the same.
     Returns {name: folder}."""
     from netspec import io as netio
     paths = Paths(out)
@@ -141,16 +143,28 @@ def write_nets(nets_dir, out, config, seed=0):
                       os.path.join(paths.models, "classifier"), kind="Adam", base_lr=c.clf_lr,
                       display=c.display, random_seed=seed))
     fc_kernel = _pool5_size(c.crop)
+    sampling = dict(keep=sample, cell=SAMPLE_CELL, seed=seed) if sample is not None else None
     for stage in nets.STAGES:
-        def fcn(split, batch):
+        def fcn(split, batch, sampling=None):
             data = seg_data_param(paths.data, split, batch, c.size, seed) if split else None
-            return nets.fcn(stage, data, c.widths, c.fc, fc_kernel, synthetic.NUM_CLASSES, c.pad, c.size)
-        write(fcn_name(stage), fcn("train", c.batch), fcn("val", c.val_batch),
+            return nets.fcn(stage, data, c.widths, c.fc, fc_kernel, synthetic.NUM_CLASSES, c.pad, c.size, sampling)
+        train = fcn("train", sampled_batch(c.batch, sample), sampling) if sampling else fcn("train", c.batch)
+        write(fcn_name(stage), train, fcn("val", c.val_batch),
               nets.solver("train.prototxt", "val.prototxt", c.n_val // c.val_batch, c.stage_iters(stage),
                           os.path.join(paths.models, fcn_name(stage)), kind="SGD", base_lr=c.lr, momentum=0.9,
                           display=c.display, random_seed=seed),
               fcn(None, 1))
     return written
+
+
+SAMPLE_CELL = 32                     # loss sampling's cells: the final layer's stride, as the paper's
+
+
+def sampled_batch(batch, sample):
+    """The batch that keeps the expected number of sampled cells per iteration: batch / sample, rounded."""
+    if not 0 < sample <= 1:
+        raise ValueError(f"demo: --sample is the fraction of loss cells kept, in (0, 1]; got {sample}")
+    return max(1, round(batch / sample))
 
 
 def _pool5_size(crop):
@@ -432,10 +446,11 @@ def _json_default(value):
 
 # ---------------------------------------------------------------- the whole run
 def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES, quiet=False, log=None,
-        on_init=None, config=None):
+        on_init=None, config=None, sample=None):
     """Run the pipeline; returns the results dict (also written to out/results.json and out/results.md).
 
     on_init(stage, net, source, report) is called after each stage's initialisation, before training.
+    sample: train the FCN stages with loss sampling at this rate (write_nets says how).
     """
     config = config or CONFIGS[size]
     check_config(config)
@@ -449,7 +464,10 @@ def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES,
 
     start = time.perf_counter()
     make_data(paths, config, seed, log)
-    write_nets(paths.nets, out, config, seed)
+    write_nets(paths.nets, out, config, seed, sample)
+    if sample is not None:
+        log(f"loss sampling: {sample:g} of the {SAMPLE_CELL} x {SAMPLE_CELL} loss cells kept, FCN batches of "
+            f"{sampled_batch(config.batch, sample)} instead of {config.batch}")
     timings["data"] = time.perf_counter() - start
 
     if any(INIT_FROM[stage] == "classifier-conv" for stage in stages) or not os.path.isfile(
@@ -459,7 +477,7 @@ def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES,
     else:                                   # later stages only: they start from saved FCN weights
         accuracy = None
 
-    results = {"size": size, "seed": seed, "device": devname, "config": dataclasses.asdict(config),
+    results = {"size": size, "seed": seed, "sample": sample, "device": devname, "config": dataclasses.asdict(config),
                "classifier_accuracy": accuracy, "stages": {}, "timings": timings}
     predictions = {}
     for stage in stages:

@@ -10,10 +10,9 @@ There is no NCCL here: has_nccl() is False and NCCL does nothing, as in a pycaff
 import logging
 import time
 
-from layers import backend, known_types
+from layers import backend, known_types, rng
 from layers.caffe_compat import Layer  # noqa: F401 (the class Python layers subclass, as caffe.Layer)
 from solver.log import get_logger
-from solver.solver import seed_random
 
 __version__ = "1.0.0"           # the Caffe release whose Python interface this reproduces
 
@@ -48,11 +47,7 @@ def current_device():
 
 def set_random_seed(seed):
     """Caffe::set_random_seed: one seed for the fillers, data shuffling and dropout, on the CPU and the GPU."""
-    seed_random(int(seed))
-    device_id = current_device()
-    if device_id is not None:
-        backend.use_device(device_id)
-        backend.cupy.random.seed(int(seed) % 2 ** 32)
+    rng.seed(seed, current_device())
 
 
 def layer_type_list():

@@ -13,7 +13,7 @@ class Classifier(Net):
     def __init__(self, model_file, pretrained_file, image_dims=None, mean=None, input_scale=None, raw_scale=None,
                  channel_swap=None):
         super().__init__(model_file, pretrained_file, caffe_pb2.TEST)
-        self.transformer = _transformer(self, mean, input_scale, raw_scale, channel_swap)
+        self.transformer = make_transformer(self, mean, input_scale, raw_scale, channel_swap)
         self.crop_dims = numpy.array(self.blobs[self.inputs[0]].data.shape[2:])
         self.image_dims = self.crop_dims if not image_dims else image_dims
 
@@ -39,7 +39,7 @@ class Classifier(Net):
         return predictions
 
 
-def _transformer(net, mean, input_scale, raw_scale, channel_swap):
+def make_transformer(net, mean, input_scale, raw_scale, channel_swap):
     """A Transformer for the net's first input: H x W x K images in, with the given preprocessing."""
     in_ = net.inputs[0]
     transformer = io.Transformer({in_: net.blobs[in_].data.shape})

@@ -5,7 +5,7 @@ import os
 import numpy
 
 from fcn_caffe import io
-from fcn_caffe.classifier import _transformer
+from fcn_caffe.classifier import make_transformer
 from fcn_caffe.proto import caffe_pb2
 from fcn_caffe.pycaffe import Net
 
@@ -16,7 +16,7 @@ class Detector(Net):
     def __init__(self, model_file, pretrained_file, mean=None, input_scale=None, raw_scale=None, channel_swap=None,
                  context_pad=None):
         super().__init__(model_file, pretrained_file, caffe_pb2.TEST)
-        self.transformer = _transformer(self, mean, input_scale, raw_scale, channel_swap)
+        self.transformer = make_transformer(self, mean, input_scale, raw_scale, channel_swap)
         self.configure_crop(context_pad)
 
     def detect_windows(self, images_windows):

@@ -22,6 +22,8 @@ class AccuracyLayer(Layer):
     def setup(self, bottom, top):
         p = self.param.accuracy_param
         self.top_k = p.top_k
+        if self.top_k < 1:
+            raise self.error(f"accuracy_param.top_k must be at least 1, got {self.top_k}")
         self.ignore_label = p.ignore_label if p.HasField("ignore_label") else None
 
     def reshape(self, bottom, top):

@@ -4,6 +4,7 @@ Layers are written once against the array module `xp` of their bottoms (numpy on
 There is no global mode: a Net owns its device and moves its blobs; a layer looks at where its data lives.
 """
 import functools
+import os
 import sys
 
 import numpy
@@ -81,6 +82,34 @@ def use_device(device_id):
     if cupy is None:
         raise RuntimeError("the GPU needs CuPy: pip install -e .[gpu]")
     cupy.cuda.Device(device_id).use()
+
+
+def memory_bytes(xp=numpy):
+    """The memory one array of module `xp` can at most take: the machine's RAM (or its cgroup's limit, if lower)
+    for numpy, the current device's total memory for CuPy. Used to refuse impossible sizes before allocating."""
+    if xp is not numpy and cupy is not None:
+        try:
+            return int(cupy.cuda.Device().mem_info[1])
+        except Exception:                   # the stand-in CuPy of the tests, or no device: fall back to RAM
+            pass
+    return _ram_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _ram_bytes():
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):          # not POSIX: no limit known
+        ram = 1 << 62
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                limit = f.read().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            ram = min(ram, int(limit))
+    return ram
 
 
 @functools.lru_cache(maxsize=None)

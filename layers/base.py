@@ -5,13 +5,11 @@ array-module (`xp`) generic code, or implement `forward_cpu`/`forward_gpu` (the 
 The Net calls only the `run_*` wrappers, which are never overridden.
 Bottom diffs are assigned; param diffs accumulate (`+=`), as in Caffe.
 """
-import os
-
 import numpy
 
 from layers import backend
 from layers.blob import Blob
-from netspec import caffe_pb2
+from netspec import caffe_pb2, paths
 
 NORM = caffe_pb2.LossParameter          # normalization modes: FULL, VALID, BATCH_SIZE, NONE
 
@@ -82,22 +80,19 @@ class Layer:
     def xp(blob):
         return backend.get_array_module(blob.data)
 
+    @property
+    def base_dir(self):
+        """The folder relative paths of this layer's definition are looked for in first: its net's base_dir."""
+        return getattr(getattr(self, "net", None), "base_dir", None)
+
     def resolve_path(self, path):
-        """A relative path from the net definition: under the net's base_dir if it exists there (the solver's or
-        prototxt's folder), else as written (the working directory, as Caffe). Unresolvable paths come back as
-        written so that the caller's error names them."""
-        base = getattr(getattr(self, "net", None), "base_dir", None)
-        if path and base and not os.path.isabs(path):
-            candidate = os.path.join(base, path)
-            if os.path.exists(candidate):
-                return candidate
-        return path
+        """A relative path from the net definition: under base_dir if it exists there, else as written
+        (netspec.paths.resolve)."""
+        return paths.resolve(path, self.base_dir)
 
     def searched(self):
         """Where resolve_path looks, for error messages."""
-        base = getattr(getattr(self, "net", None), "base_dir", None)
-        return (f"looked under {base} and the working directory {os.getcwd()}" if base
-                else f"relative paths are taken from the working directory {os.getcwd()}")
+        return paths.searched(self.base_dir)
 
     def error(self, message):
         return ValueError(f"{self.type} layer '{self.name}': {message}")

@@ -61,9 +61,11 @@ class BatchNormLayer(Layer):
             var_blob *= maf
             var_blob += var * (t(m) / t(m - 1) if m > 1 else t(1))
         self.std = xp.sqrt(var + t(self.eps))[:, None]
-        if self.use_global_stats:                # backward needs only std: y = x * a + b in one pass
+        if self.use_global_stats:                # backward needs only std: y = x * a + b, two passes in place
             inv = 1 / self.std
-            top[0].data[...] = (x3 * inv + (-mean[:, None] * inv)).reshape(x.shape)
+            y3 = top[0].data.reshape(x3.shape)
+            xp.multiply(x3, inv, out=y3)
+            y3 += -mean[:, None] * inv
         else:
             centered /= self.std
             self.x_norm = centered               # kept apart from the top, which later in-place layers overwrite

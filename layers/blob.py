@@ -8,10 +8,42 @@ import numpy
 from layers import backend
 
 
+class MemoryLimitError(ValueError, MemoryError):
+    """An array larger than the memory of the machine (or GPU) it would live on, refused before allocating it.
+    A ValueError (bad input: the net asks for it) and a MemoryError; the Net adds the layer's name."""
+
+
+def nbytes(shape, dtype=numpy.float32):
+    count = 1
+    for s in shape:
+        count *= int(s)
+    return count * numpy.dtype(dtype).itemsize
+
+
+def format_bytes(n):
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def check_size(shape, dtype=numpy.float32, what="blob", xp=numpy):
+    """Refuse (MemoryLimitError) an array of `shape` that could not fit in the memory of `xp`'s device."""
+    need = nbytes(shape, dtype)
+    have = backend.memory_bytes(xp)
+    if need > have:
+        where = "this machine's memory" if xp is numpy else "the GPU's memory"
+        dims = " x ".join(str(int(s)) for s in shape)
+        raise MemoryLimitError(f"a {what} of shape {dims} ({numpy.dtype(dtype).name}) "
+                            f"would need {format_bytes(need)} ({need:,} bytes), more than {where} "
+                            f"({format_bytes(have)})")
+
+
 class Blob:
     def __init__(self, *shape, dtype=numpy.float32, xp=numpy):
         self._xp = xp
         self.dtype = numpy.dtype(dtype)
+        check_size(shape, self.dtype, xp=xp)
         self._data = xp.zeros(shape, dtype=self.dtype)
         self._diff = None
 
@@ -47,6 +79,7 @@ class Blob:
         if any(s < 0 for s in shape):
             raise ValueError(f"a blob shape cannot be negative: {shape}")
         if shape != self._data.shape:
+            check_size(shape, self.dtype, xp=self._xp)
             self._data = self._xp.zeros(shape, dtype=self.dtype)
             self._diff = None
 

@@ -12,6 +12,8 @@ class ClipLayer(NeuronLayer):
         if not (p.HasField("min") and p.HasField("max")):
             raise self.error("clip_param needs both min and max")
         self.min, self.max = p.min, p.max
+        if self.min > self.max:
+            raise self.error(f"clip_param.min {self.min} is above max {self.max}")
 
     def forward(self, bottom, top):
         xp, x = self.xp(bottom[0]), bottom[0].data

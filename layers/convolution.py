@@ -10,7 +10,7 @@ from layers.im2col import (col2im, conv_data_grad_cpu, conv_forward_cpu, conv_ou
 from layers.registry import register
 
 
-def _pair(layer, repeated, h, w, has_h, default, what):
+def pair(layer, repeated, h, w, has_h, default, what):
     """Caffe's kernel/pad/stride/dilation rule: the _h/_w pair, or 0, 1 or 2 repeated values."""
     if has_h:
         if len(repeated):
@@ -33,12 +33,12 @@ def conv_geometry(layer, p):
     has_kh, has_kw = p.HasField("kernel_h"), p.HasField("kernel_w")
     if has_kh != has_kw:
         raise layer.error("kernel_h and kernel_w must be given together")
-    kernel = _pair(layer, p.kernel_size, p.kernel_h, p.kernel_w, has_kh, None, "kernel")
+    kernel = pair(layer, p.kernel_size, p.kernel_h, p.kernel_w, has_kh, None, "kernel")
     if p.HasField("stride_h") != p.HasField("stride_w") or p.HasField("pad_h") != p.HasField("pad_w"):
         raise layer.error("stride_h/stride_w and pad_h/pad_w must be given in pairs")
-    stride = _pair(layer, p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1, "stride")
-    pad = _pair(layer, p.pad, p.pad_h, p.pad_w, p.HasField("pad_h"), 0, "pad")
-    dilation = _pair(layer, p.dilation, 0, 0, False, 1, "dilation")
+    stride = pair(layer, p.stride, p.stride_h, p.stride_w, p.HasField("stride_h"), 1, "stride")
+    pad = pair(layer, p.pad, p.pad_h, p.pad_w, p.HasField("pad_h"), 0, "pad")
+    dilation = pair(layer, p.dilation, 0, 0, False, 1, "dilation")
     if min(kernel) <= 0 or min(stride) <= 0 or min(dilation) <= 0 or min(pad) < 0:
         raise layer.error(f"kernel {kernel}, stride {stride} and dilation {dilation} must be positive "
                           f"and pad {pad} not negative")
@@ -64,6 +64,8 @@ class ConvolutionBase(Layer):
         self.channels = bottom[0].shape[1]
         if self.num_output <= 0:
             raise self.error("convolution_param.num_output must be set and positive")
+        if self.group <= 0:
+            raise self.error(f"convolution_param.group must be at least 1, got {self.group}")
         if self.channels % self.group or self.num_output % self.group:
             raise self.error(f"group {self.group} must divide both the input channels ({self.channels}) and "
                              f"num_output ({self.num_output})")

@@ -17,7 +17,8 @@ import numpy
 
 from layers import image_io
 from layers.base import Layer
-from layers.data_transformer import DataTransformer, caffe_rng_rand
+from layers.data_transformer import DataTransformer
+from layers.rng import caffe_rng_rand
 from layers.registry import register
 from netspec import caffe_pb2
 

@@ -1,4 +1,4 @@
-"""Caffe's DataTransformer (data_transformer.cpp) and the random numbers of its data layers (util/rng.hpp).
+"""Caffe's DataTransformer (data_transformer.cpp): crop, mirror, mean and scale, with Caffe's random draws.
 
 A transformer turns one C x H x W image (uint8 or float) into a float32 C x h x w one, as Caffe's Transform:
 mirror is drawn first (`mirror && Rand(2)`), then the crop offsets (TRAIN: `Rand(H - crop + 1)` for the rows,
@@ -6,54 +6,15 @@ then the columns; TEST: centred, rounding down), and every value is `(x - mean) 
 mean_file's value at the same uncropped, unmirrored position or mean_value's for the channel; mirroring flips
 the output columns. mean_file is a binaryproto BlobProto the size of the (uncropped) image.
 
-Random numbers are Caffe's: a layer seeds its own boost::mt19937 (numpy's RandomState is the same generator)
-with one 32-bit draw from the generator the data layers share (caffe_rng_rand(); here hdf5_data's, which the
-solver's random_seed seeds), `Rand(n)` is a raw draw modulo n, and shuffles are caffe::shuffle (Fisher-Yates
-from the end with boost::uniform_int). Given the same layer seed, crops, mirrors and orders are Caffe's.
+Random numbers are Caffe's (layers/rng.py): a transformer seeds its own boost::mt19937 (CaffeRNG) with one
+caffe_rng_rand() from the generator the data layers share, which the solver's random_seed seeds, and `Rand(n)` is a
+raw draw modulo n. Given the same layer seed, crops and mirrors are Caffe's.
 """
 import numpy
 
-from layers import hdf5_data
+from layers.rng import CaffeRNG, caffe_rng_rand
 from netspec import caffe_pb2
 from netspec import io as netio
-
-
-def caffe_rng_rand():
-    """A 32-bit draw from the data layers' shared generator, as Caffe's caffe_rng_rand()."""
-    return int(hdf5_data._rng.integers(2 ** 32))
-
-
-class CaffeRNG:
-    """Caffe::RNG: a boost::mt19937 seeded with a 32-bit value."""
-
-    def __init__(self, seed):
-        self.mt = numpy.random.RandomState(seed)
-
-    def __call__(self):
-        return int(self.mt.randint(0, 2 ** 32, dtype=numpy.uint32))      # the raw 32-bit output
-
-    def discard(self, count):
-        """Advance by `count` outputs, as std::mt19937::discard."""
-        for start in range(0, count, 1 << 20):
-            self.mt.randint(0, 2 ** 32, size=min(1 << 20, count - start), dtype=numpy.uint32)
-
-    def rand(self, n):
-        """DataTransformer::Rand(n)."""
-        return self() % n
-
-    def uniform_int(self, high):
-        """boost::uniform_int<>(0, high)(mt19937): equal buckets of the 32-bit range, the last ones rejected."""
-        bucket = 0xFFFFFFFF // (high + 1) + (0xFFFFFFFF % (high + 1) == high)
-        while True:
-            value = self() // bucket
-            if value <= high:
-                return value
-
-    def shuffle(self, items):
-        """caffe::shuffle, in place."""
-        for i in range(len(items) - 1, 0, -1):
-            j = self.uniform_int(i)
-            items[i], items[j] = items[j], items[i]
 
 
 class DataTransformer:

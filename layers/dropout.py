@@ -1,7 +1,8 @@
 """Dropout layer ("Dropout"): in TRAIN, keep each element with probability 1 - dropout_ratio and scale the kept
 ones by 1 / (1 - dropout_ratio); in TEST, the identity. Semantics: caffe dropout_layer.cpp (element-wise, not
-channel-wise as pytorch-fcn's Dropout2d). Usually in place (FCN's drop6/drop7). The mask is drawn by the array
-module's global generator (numpy.random / cupy.random), so seeding that makes a run repeatable."""
+channel-wise as pytorch-fcn's Dropout2d). Usually in place (FCN's drop6/drop7). The mask is drawn by
+layers.rng.uniform, on the generator of the array module (numpy's or CuPy's) that layers.rng.seed seeds."""
+from layers import rng
 from layers.base import NeuronLayer
 from layers.registry import register
 
@@ -21,7 +22,7 @@ class DropoutLayer(NeuronLayer):
                 top[0].data[...] = x
             return
         xp = self.xp(bottom[0])
-        keep = xp.random.random_sample(x.shape) >= self.ratio      # Bernoulli(1 - ratio)
+        keep = rng.uniform(xp, x.shape) >= self.ratio            # Bernoulli(1 - ratio)
         self.mask = keep.astype(x.dtype) * x.dtype.type(self.scale)   # 0 or 1/(1 - ratio)
         top[0].data[...] = x * self.mask
 

@@ -1,16 +1,12 @@
 """Caffe's weight fillers (cf. caffe/filler.hpp): constant, uniform, gaussian (+sparse), positive_unitball,
-xavier, msra, bilinear. Values are drawn with numpy's generator; the distributions are Caffe's."""
+xavier, msra, bilinear. Values are drawn from layers.rng.filler_rng() unless a generator is given; the
+distributions are Caffe's."""
 import math
 
 import numpy
 
-_rng = numpy.random.default_rng(1701)
-
-
-def seed(value):
-    """Seed the filler generator (the solver's random_seed does this)."""
-    global _rng
-    _rng = numpy.random.default_rng(value)
+from layers.blob import check_size
+from layers.rng import filler_rng
 
 
 def _fan(shape, variance_norm):
@@ -40,34 +36,55 @@ def bilinear(shape, dtype=numpy.float32):
 
 
 def fill(filler, shape, dtype=numpy.float32, rng=None):
-    """A numpy array of `shape` filled as the FillerParameter `filler` says."""
-    rng = rng or _rng
+    """A numpy array of `shape` filled as the FillerParameter `filler` says.
+
+    The array is made in `dtype` (float32 in nets, as Caffe fills) and drawn in chunks, so no float64 temporary
+    of the weight's size is ever made (the values are those of one draw of the whole array). Its size is checked
+    against the machine's memory first (layers.blob.check_size).
+    """
+    rng = rng or filler_rng()
     shape = tuple(int(s) for s in shape)
+    check_size(shape, dtype, "param")
     kind = filler.type
     if kind == "constant":
         if filler.value == 0:
             return numpy.zeros(shape, dtype=dtype)      # calloc'd: VGG-sized zero weights cost no time or pages
         return numpy.full(shape, filler.value, dtype=dtype)
     if kind == "uniform":
-        return rng.uniform(filler.min, filler.max, shape).astype(dtype)
+        return _draw(shape, dtype, lambda n: rng.uniform(filler.min, filler.max, n))
     if kind == "gaussian":
-        data = rng.normal(filler.mean, filler.std, shape).astype(dtype)
+        data = _draw(shape, dtype, lambda n: rng.normal(filler.mean, filler.std, n))
         if filler.sparse >= 0:
             # Caffe keeps each weight with probability sparse / num_outputs (shape[0])
-            keep = rng.random(shape) < filler.sparse / shape[0]
-            data *= keep
+            flat = data.reshape(-1)
+            for start in range(0, flat.size, CHUNK):
+                part = flat[start:start + CHUNK]
+                part *= rng.random(part.size) < filler.sparse / shape[0]
         return data
     if kind == "positive_unitball":
-        data = rng.uniform(0, 1, shape)
-        data /= data.reshape(shape[0], -1).sum(axis=1).reshape((shape[0],) + (1,) * (len(shape) - 1))
-        return data.astype(dtype)
+        data = _draw(shape, dtype, lambda n: rng.uniform(0, 1, n))
+        rows = data.reshape(shape[0], -1)
+        rows /= rows.sum(axis=1, dtype=numpy.float64, keepdims=True).astype(dtype)
+        return data
     if kind == "xavier":
         scale = math.sqrt(3.0 / _fan(shape, filler.variance_norm))
-        return rng.uniform(-scale, scale, shape).astype(dtype)
+        return _draw(shape, dtype, lambda n: rng.uniform(-scale, scale, n))
     if kind == "msra":
         std = math.sqrt(2.0 / _fan(shape, filler.variance_norm))
-        return rng.normal(0, std, shape).astype(dtype)
+        return _draw(shape, dtype, lambda n: rng.normal(0, std, n))
     if kind == "bilinear":
         return bilinear(shape, dtype)
     raise ValueError(f"unknown filler type {kind!r} (known: constant, uniform, gaussian, positive_unitball, "
                      f"xavier, msra, bilinear)")
+
+
+CHUNK = 1 << 20                 # values drawn at a time: an 8 MB float64 temporary, whatever the weight's size
+
+
+def _draw(shape, dtype, draw):
+    """An array of `shape` and `dtype` filled by draw(n) (float64 draws) chunk by chunk, in order."""
+    data = numpy.empty(shape, dtype=dtype)
+    flat = data.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        flat[start:start + CHUNK] = draw(min(CHUNK, flat.size - start))
+    return data

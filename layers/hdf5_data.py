@@ -15,31 +15,8 @@ import numpy
 
 from layers.base import Layer
 from layers.registry import register
-
-_rng = numpy.random.default_rng()
-
-
-def seed(value):
-    """Seed the shuffling generator (the solver's random_seed does this, as caffe_rng is seeded in Caffe)."""
-    global _rng
-    _rng = numpy.random.default_rng(value)
-
-
-def find_file(path, bases, what):
-    """The first of base/path (or path itself for base None) that exists; else FileNotFoundError listing them."""
-    if os.path.isabs(path):
-        candidates = [path]
-    else:
-        candidates = []
-        for base in bases:
-            candidate = path if base is None else os.path.join(base, path)
-            if candidate not in candidates:
-                candidates.append(candidate)
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    looked = ", ".join(os.path.abspath(c) for c in candidates)
-    raise FileNotFoundError(f"{what} '{path}' not found (looked for {looked})")
+from layers.rng import caffe_rng
+from netspec.paths import find_file
 
 
 @register("HDF5Data")
@@ -58,11 +35,11 @@ class HDF5DataLayer(Layer):
             raise self.error("hdf5_data_param.source is empty; give a text file listing .h5 files")
         self.batch_size = p.batch_size
         self.shuffle = p.shuffle
-        self.rng = numpy.random.default_rng(_rng.integers(2 ** 63)) if self.shuffle else None
-        base = getattr(getattr(self, "net", None), "base_dir", None)
+        self.rng = numpy.random.default_rng(caffe_rng().integers(2 ** 63)) if self.shuffle else None
+        base = self.base_dir
         try:
             self.source = find_file(p.source, [base, None], f"{self.type} layer '{self.name}': source list")
-        except FileNotFoundError as e:
+        except (FileNotFoundError, IsADirectoryError) as e:
             raise self.error(str(e).split(": ", 1)[1]) from None
         with open(self.source) as f:
             names = f.read().split()
@@ -73,7 +50,7 @@ class HDF5DataLayer(Layer):
         for name in names:
             try:
                 self.filenames.append(find_file(name, [base, None, list_dir], "HDF5 file"))
-            except FileNotFoundError as e:
+            except (FileNotFoundError, IsADirectoryError) as e:
                 raise self.error(f"{e} (listed in {self.source})") from None
         self.top_names = list(self.param.top)
         self.file_permutation = numpy.arange(len(self.filenames))

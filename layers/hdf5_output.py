@@ -6,7 +6,7 @@ Caffe's second forward aborts on the datasets that exist."""
 from layers import backend
 from layers.base import Layer
 from layers.registry import register
-from netspec.io import _atomic_write
+from netspec.io import atomic_write
 
 
 @register("HDF5Output")
@@ -33,7 +33,7 @@ class HDF5OutputLayer(Layer):
                 for name, array in datasets.items():
                     f.create_dataset(name, data=array)
         try:
-            _atomic_write(self.file_name, write)
+            atomic_write(self.file_name, write)
         except OSError as e:
             raise self.error(f"cannot write {self.file_name}: {e}") from e
 

@@ -15,7 +15,8 @@ import numpy
 
 from layers import image_io
 from layers.base import Layer
-from layers.data_transformer import CaffeRNG, DataTransformer, caffe_rng_rand
+from layers.data_transformer import DataTransformer
+from layers.rng import CaffeRNG, caffe_rng_rand
 from layers.registry import register
 
 

@@ -60,6 +60,86 @@ def read(source, mode="color"):
     return rgb[:, :, [2, 1, 0, 3] if alpha else [2, 1, 0]]
 
 
+class ImageError(ValueError):
+    """An image file that cannot be used; the message names the file and the cause."""
+
+
+def open_image(path, max_pixels=None, limit_hint=""):
+    """Open image `path` with Pillow (its header only), refusing with an ImageError that names the file what
+    cannot be read: a missing file, a folder, an empty file, one that is no image, or one of more than
+    `max_pixels` pixels (default: Pillow's decompression-bomb limit, PIL.Image.MAX_IMAGE_PIXELS; `limit_hint`
+    says how to raise it, with {pixels} for the image's count)."""
+    from PIL import Image, UnidentifiedImageError
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a folder, not an image")
+    if not os.path.exists(path):
+        raise ImageError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise ImageError(f"{path}: the file is empty (0 bytes)")
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None              # the limit is checked below, with a message that says it
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (no format Pillow reads: PNG, JPEG, BMP, TIFF, ...)") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except Exception as e:                     # a damaged header: SyntaxError, ValueError, struct.error, ...
+        if isinstance(e, MemoryError):
+            raise
+        raise ImageError(f"{path}: not a readable image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    width, height = im.size
+    if limit and width * height > limit:
+        im.close()
+        raise ImageError(f"{path}: {width} x {height} = {width * height:,} pixels, more than the limit of "
+                         f"{int(limit):,} (a guard against decompression bombs); "
+                         + (limit_hint or "raise PIL.Image.MAX_IMAGE_PIXELS to read it").format(pixels=width * height))
+    return im
+
+
+def decode_rgb(im, path):
+    """The H x W x 3 uint8 RGB pixels of an image opened by open_image. 16-bit samples keep their high byte, as
+    OpenCV's imread reads them (not clipped to white); floating-point images are refused. A truncated or damaged
+    file is an ImageError naming it."""
+    try:
+        im.load()
+    except Exception as e:                     # OSError "image file is truncated", SyntaxError, zlib errors, ...
+        if isinstance(e, MemoryError):
+            raise
+        raise ImageError(f"{path}: the image is truncated or damaged ({e})") from None
+    if im.mode.startswith("I"):                # 16-bit grey ("I;16*", or "I" holding 16-bit PNG samples)
+        wide = numpy.asarray(im)
+        if wide.size and (wide.min() < 0 or wide.max() > 65535):
+            raise ImageError(f"{path}: 32-bit integer samples (up to {int(wide.max())}); images must have 8 or "
+                             f"16 bits per sample")
+        grey = (wide.astype(numpy.uint32) >> 8).astype(numpy.uint8)
+        return numpy.repeat(grey[:, :, None], 3, axis=2)
+    if im.mode == "F":
+        raise ImageError(f"{path}: floating-point samples (mode F); save it as an 8- or 16-bit image")
+    return numpy.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+
+
+def read_rgb(path, max_pixels=None, limit_hint=""):
+    """Image file `path` as H x W x 3 uint8 RGB (open_image, then decode_rgb); ImageError naming the file."""
+    with open_image(path, max_pixels, limit_hint) as im:
+        return decode_rgb(im, path)
+
+
+def check_decodes(path, max_pixels=None):
+    """Decode `path` to find truncated or damaged files before they are needed (JPEGs at 1/8 scale: the whole
+    stream is still read); ImageError naming the file. Returns the (width, height) of the image."""
+    with open_image(path, max_pixels) as im:
+        size = im.size
+        if im.format == "JPEG":
+            im.draft(im.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+        decode_rgb(im, path)
+        return size
+
+
 def _taps(size, new_size, clamp):
     """Source indices and 11-bit weights of OpenCV's linear interpolation along one axis."""
     f = ((numpy.arange(new_size) + 0.5) * (1.0 / (new_size / size)) - 0.5).astype(numpy.float32)

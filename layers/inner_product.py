@@ -5,6 +5,7 @@ import numpy
 from layers import fillers
 from layers.base import Layer
 from layers.registry import register
+from layers.softmax import canonical_axis
 
 
 @register("InnerProduct")
@@ -17,7 +18,7 @@ class InnerProductLayer(Layer):
         if p.num_output <= 0:
             raise self.error("inner_product_param.num_output must be set and positive")
         self.num_output = p.num_output
-        self.axis = p.axis + bottom[0].ndim if p.axis < 0 else p.axis
+        self.axis = canonical_axis(self, p.axis, bottom[0].ndim)
         self.k = int(numpy.prod(bottom[0].shape[self.axis:]))
         self.transpose = p.transpose
         self.bias_term = p.bias_term

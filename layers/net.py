@@ -5,14 +5,15 @@ create each layer in definition order, connect bottoms and tops (in place when a
 params named by ParamSpec, and work out which layers and blobs need a gradient.
 """
 import collections
-import os
+from typing import Dict, Optional, Sequence
 
 import numpy
 
 from layers import backend
-from layers.blob import Blob
+from layers.blob import Blob, MemoryLimitError, format_bytes
 from layers.registry import create_layer
-from netspec import caffe_pb2, io as netio
+from netspec import caffe_pb2, io as netio, paths
+from netspec.errors import NetDefinitionError
 from netspec.rules import filter_net
 from netspec.splits import insert_splits
 
@@ -35,24 +36,34 @@ class Net:
       device: None/'cpu', 'gpu', 'gpu:N' or a GPU id
       base_dir: a folder that layers reading files (data sources) try before the working directory; by default
         the prototxt's folder (the solver passes its own folder)
+      input_shapes: {input blob: shape} replacing the shapes the Input layers declare, so that a net about to be
+        reshaped (to an image) is never allocated at its declared size first
     """
 
-    def __init__(self, net, phase="TEST", weights=None, stages=(), level=0, device=None, dtype=numpy.float32,
-                 base_dir=None):
+    def __init__(self, net, phase="TEST", weights=None, stages: Sequence[str] = (), level: int = 0, device=None,
+                 dtype=numpy.float32, base_dir: Optional[str] = None, input_shapes=None):
         self.phase = _phase_name(phase)
-        if isinstance(net, os.PathLike):
-            net = os.fspath(net)
-        self.source = net if isinstance(net, str) and "\n" not in net and os.path.exists(net) else None
+        self.source = paths.source_path(net)       # the prototxt file, or None for text or a message
         # relative paths inside the net (data sources) are tried against this folder first, then the cwd
-        self.base_dir = base_dir if base_dir is not None else (
-            os.path.dirname(os.path.abspath(self.source)) if self.source else None)
+        self.base_dir = base_dir if base_dir is not None else paths.folder_of(self.source)
         param = netio.read_net(net)
+        if not param.layer:
+            what = f"net {param.name!r}" if param.name else "the net"
+            raise NetDefinitionError(f"{self.source}: no layers (the file is empty or holds only comments)"
+                                     if self.source else f"{what} has no layers (its definition is empty or holds "
+                                     f"only comments)")
         state = caffe_pb2.NetState(phase=getattr(caffe_pb2, self.phase), level=level, stage=list(stages))
         if param.HasField("state"):      # the net's own state (Caffe merges it with the phase we ask for)
             state.level = level or param.state.level
             state.stage.extend(s for s in param.state.stage if s not in state.stage)
         self.net_param = param
         filtered = filter_net(param, state.phase, list(state.stage), state.level)
+        if not filtered.layer:
+            raise NetDefinitionError(f"{self.source or 'net'} '{param.name}': no layers in phase {self.phase} "
+                                     f"(every layer of the {len(param.layer)} is excluded by its include/exclude "
+                                     f"rules in this phase)")
+        if input_shapes:
+            _set_input_shapes(filtered, input_shapes)
         self.name = param.name
         self.dtype = numpy.dtype(dtype)
         expanded = insert_splits(filtered)
@@ -90,6 +101,7 @@ class Net:
         self._loss_tops = []                 # (blob name, weight)
         blob_need_backward = {}
         force_backward = param.force_backward
+        held, counted, memory = 0, set(), backend.memory_bytes()     # bytes of the arrays made so far
 
         for layer_id, lp in enumerate(param.layer):
             # a layer's own `phase` field wins; otherwise it runs in the net's phase (Caffe's set_phase)
@@ -132,11 +144,17 @@ class Net:
                     top_names.append(name)
             try:
                 layer.run_setup(bottoms, tops)
-            except (ValueError, TypeError, NotImplementedError) as e:
-                msg = str(e)
-                if f"'{lp.name}'" not in msg:
-                    msg = f"{lp.type} layer '{lp.name}': {msg}"
-                raise type(e)(msg) from e
+            except (ValueError, TypeError, NotImplementedError, MemoryError) as e:
+                raise _named(e, lp) from e
+            except (ZeroDivisionError, OverflowError) as e:      # a degenerate parameter no check caught
+                raise ValueError(f"{lp.type} layer '{lp.name}': its parameters give {type(e).__name__} "
+                                 f"({e}); check them for zeros and impossible sizes") from e
+            held += sum(_new_bytes(b, counted) for b in tops + layer.blobs)
+            if held > memory:
+                raise MemoryLimitError(
+                    f"{lp.type} layer '{lp.name}': the net's blobs and params take {format_bytes(held)} up to this "
+                    f"layer (its tops: {', '.join(str(b.shape) for b in tops)}), more than this machine's memory "
+                    f"({format_bytes(memory)}); use smaller inputs, batches or layers")
             for name, weight in zip(top_names, layer.loss_weights):
                 if weight:
                     self._loss_tops.append((name, weight))
@@ -293,7 +311,7 @@ class Net:
         except ValueError:
             raise ValueError(f"no layer named '{name}' in net '{self.name}'") from None
 
-    def set_input(self, name, array):
+    def set_input(self, name: str, array) -> None:
         """Put an array into an input blob, reshaping it (and so the net) to the array's shape."""
         if name not in self.blobs:
             raise ValueError(f"net '{self.name}' has no blob '{name}' (inputs: {', '.join(self.inputs) or 'none'})")
@@ -303,7 +321,7 @@ class Net:
         blob.reshape(*array.shape)
         blob.data[...] = array
 
-    def forward(self, blobs=None, start=None, end=None, **inputs):
+    def forward(self, blobs=None, start=None, end=None, **inputs) -> Dict[str, object]:
         """Run layers start..end (by name; default all) and return {output name: data array}.
 
         Keyword arguments fill input blobs (reshaping the net to them). `blobs` lists extra blobs to return;
@@ -333,11 +351,16 @@ class Net:
             for hook in self._hooks["before_forward"]:
                 hook(layer_id)
             lent = self._lend(layer_id, transient) if release else {}
-            loss += self.layers[layer_id].run_forward(self._blobs_of(self._layer_bottoms[layer_id]),
-                                                      self._blobs_of(self._layer_tops[layer_id]))
+            try:
+                loss += self.layers[layer_id].run_forward(self._blobs_of(self._layer_bottoms[layer_id]),
+                                                          self._blobs_of(self._layer_tops[layer_id]))
+            except MemoryError as e:                 # a size refused by Blob, numpy's or CuPy's out of memory
+                raise _named(e, self.layers[layer_id].param) from e
             for name, (view, owner) in lent.items():
                 if self.blobs[name].data is not view:  # the layer chose other memory (a new shape, shared data)
-                    self._spare.append(owner)
+                    if self.blobs[name].shape == view.shape:    # a new shape drops it: inputs that change
+                        self._spare.append(owner)               # shape every pass must not grow the pool
+
             for name in release.get(layer_id, ()):
                 self._release(name)
             for hook in self._hooks["after_forward"]:
@@ -389,7 +412,7 @@ class Net:
                 by_layer[layer_id].append(name)
         return by_layer
 
-    def backward(self, diffs=None, start=None, end=None, **top_diffs):
+    def backward(self, diffs=None, start=None, end=None, **top_diffs) -> Dict[str, object]:
         """Back-propagate from end..start (default all) and return {input name: diff array}.
 
         Loss tops start from their loss_weight; keyword arguments set the diffs of output blobs. `diffs` lists
@@ -436,7 +459,7 @@ class Net:
     def after_backward(self, fn):
         self._hooks["after_backward"].append(fn)
 
-    def forward_backward(self, **inputs):
+    def forward_backward(self, **inputs) -> float:
         self.forward(**inputs)
         self.backward()
         return self.loss
@@ -450,7 +473,7 @@ class Net:
             layer.reshape(self._blobs_of(bottoms), self._blobs_of(tops))
 
     # ------------------------------------------------------------------ weights
-    def copy_from(self, path):
+    def copy_from(self, path: str) -> None:
         """Copy params from a .caffemodel or .caffemodel.h5 by layer name (Caffe's CopyTrainedLayersFrom).
 
         Source layers this net lacks are ignored; this net's layers the source lacks keep their init.
@@ -467,7 +490,10 @@ class Net:
                 raise ValueError(f"{origin}: incompatible number of blobs for layer '{src.name}': the file has "
                                  f"{len(src.blobs)}, the net's {layer.type} layer has {len(layer.blobs)}")
             for i, (proto, blob) in enumerate(zip(src.blobs, layer.blobs)):
-                array = netio.blob_to_array(proto)
+                try:
+                    array = netio.blob_to_array(proto)
+                except ValueError as e:          # values that do not fill the stored shape: a damaged file
+                    raise ValueError(f"{origin}: param {i} of layer '{src.name}': {e}; the file is damaged") from None
                 if array.shape != blob.shape:
                     if not netio.legacy_shape_equals(proto, blob.shape):
                         raise ValueError(
@@ -477,7 +503,7 @@ class Net:
                     array = array.reshape(blob.shape)
                 blob.data[...] = blob.xp.asarray(array, dtype=blob.dtype)
 
-    def to_proto(self, write_diff=False):
+    def to_proto(self, write_diff: bool = False) -> caffe_pb2.NetParameter:
         """The net as a NetParameter holding every layer (Split layers included) with its blobs."""
         out = caffe_pb2.NetParameter(name=self.name)
         for layer in self.layers:
@@ -491,7 +517,7 @@ class Net:
                 lp.blobs.add().CopyFrom(proto)
         return out
 
-    def save(self, path):
+    def save(self, path: str) -> None:
         """Write the weights as a binary .caffemodel, or Caffe's HDF5 layout when path ends in .h5."""
         proto = self.to_proto()
         if str(path).endswith(".h5"):
@@ -506,7 +532,7 @@ class Net:
         """Copy params by layer name from Caffe's HDF5 layout, whatever the file is called."""
         self.copy_from_proto(netio.read_caffemodel_h5(path), origin=path)
 
-    def share_with(self, other):
+    def share_with(self, other: "Net") -> None:
         """Caffe's ShareTrainedLayersWith: this net's layers use the param arrays of other's same-named layers."""
         by_name = {layer.name: layer for layer in other.layers}
         for layer in self.layers:
@@ -523,7 +549,7 @@ class Net:
                 mine.share_data(theirs)
 
     # ------------------------------------------------------------------ device
-    def to_device(self, device):
+    def to_device(self, device) -> "Net":
         kind, device_id = backend.resolve_device(device)
         return self.to_gpu(device_id) if kind == "gpu" else self.to_cpu()
 
@@ -557,3 +583,41 @@ class Net:
 
     def __repr__(self):
         return f"<Net '{self.name}' ({self.phase}): {len(self.layers)} layers, {len(self.blobs)} blobs>"
+
+
+def _named(error, lp):
+    """`error` with the layer's type and name in front (unless it names the layer already); a MemoryError becomes
+    a MemoryLimitError, which the command lines report as bad input."""
+    msg = str(error)
+    if f"'{lp.name}'" not in msg:
+        msg = f"{lp.type} layer '{lp.name}': {msg}"
+    if isinstance(error, MemoryError) and not isinstance(error, MemoryLimitError):
+        return MemoryLimitError(f"{msg} (out of memory)")
+    return type(error)(msg)
+
+
+def _new_bytes(blob, counted):
+    """The bytes of blob's data array unless an earlier blob holds the same array (in place, Split, shared)."""
+    data = blob.data
+    key = id(data if data.base is None else data.base)
+    if key in counted:
+        return 0
+    counted.add(key)
+    return int(data.nbytes)
+
+
+def _set_input_shapes(param, shapes):
+    """In place: the Input layers of `param` declare `shapes` ({top name: shape}) for the tops named there."""
+    for lp in param.layer:
+        if lp.type != "Input" or not any(top in shapes for top in lp.top):
+            continue
+        declared = [caffe_pb2.BlobShape(dim=list(shape.dim)) for shape in lp.input_param.shape]
+        if len(declared) == 1 and len(lp.top) > 1:          # one shape for every top: give each its own
+            declared = declared * len(lp.top)
+        del lp.input_param.shape[:]
+        for k, top in enumerate(lp.top):
+            shape = lp.input_param.shape.add()
+            if top in shapes:
+                shape.dim.extend(int(d) for d in shapes[top])
+            elif k < len(declared):
+                shape.CopyFrom(declared[k])

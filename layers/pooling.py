@@ -11,7 +11,7 @@ import numpy
 
 from layers import backend
 from layers.base import Layer
-from layers.convolution import _pair
+from layers.convolution import pair
 from layers.im2col import _tap_range, parallel_map
 from layers.registry import register
 from netspec import caffe_pb2
@@ -53,15 +53,18 @@ class PoolingLayer(Layer):
             if has_kh != has_kw:
                 raise self.error("kernel_h and kernel_w must be given together")
             kernel = [p.kernel_size] if p.HasField("kernel_size") else []
-            self.kernel = _pair(self, kernel, p.kernel_h, p.kernel_w, has_kh, None, "kernel")
+            self.kernel = pair(self, kernel, p.kernel_h, p.kernel_w, has_kh, None, "kernel")
         if p.HasField("pad_h") != p.HasField("pad_w") or p.HasField("stride_h") != p.HasField("stride_w"):
             raise self.error("pad_h/pad_w and stride_h/stride_w must be given in pairs")
-        self.pad = _pair(self, [p.pad] if p.HasField("pad") else [], p.pad_h, p.pad_w, p.HasField("pad_h"), 0, "pad")
-        self.stride = _pair(self, [p.stride] if p.HasField("stride") else [], p.stride_h, p.stride_w,
+        self.pad = pair(self, [p.pad] if p.HasField("pad") else [], p.pad_h, p.pad_w, p.HasField("pad_h"), 0, "pad")
+        self.stride = pair(self, [p.stride] if p.HasField("stride") else [], p.stride_h, p.stride_w,
                             p.HasField("stride_h"), 1, "stride")
         if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
             raise self.error("global pooling takes no pad and stride 1")
         self.ceil_mode = p.round_mode == caffe_pb2.PoolingParameter.CEIL
+        if min(self.stride) <= 0 or (not self.global_pooling and min(self.kernel) <= 0):
+            raise self.error(f"kernel {'(global)' if self.global_pooling else self.kernel} and stride {self.stride} "
+                             f"must be positive")
         if not self.global_pooling:
             if self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]:
                 raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")

@@ -20,6 +20,7 @@ import sys
 from layers import caffe_compat
 from layers.base import Layer
 from layers.registry import register
+from netspec import paths
 
 _FILE_MODULES = {}          # modules loaded from a prototxt's folder, by real path: each file runs once
 # what a module written for pycaffe (`import caffe`) needs here
@@ -111,8 +112,7 @@ class PythonLayer(Layer):
         p = self.param.python_param
         if not p.module or not p.layer:
             raise self.error("python_param needs both `module` (a Python module name) and `layer` (a class in it)")
-        source = getattr(getattr(self, "net", None), "source", None)
-        folder = os.path.dirname(os.path.abspath(source)) if source else None
+        folder = paths.folder_of(getattr(getattr(self, "net", None), "source", None))
         cls = find_layer_class(self, p.module, p.layer, folder)
         if issubclass(cls, Layer):                  # one of this engine's layers (the bundled data layers)
             self.impl = cls(self.param, self.phase)

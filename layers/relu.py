@@ -1,12 +1,16 @@
 """ReLU layer ("ReLU"): max(x, 0) + negative_slope * min(x, 0). Semantics: caffe relu_layer.cpp.
 Usually in place (bottom == top); the gradient test reads the (post-ReLU) data, which has the same sign.
 On the CPU large blobs are done in slabs on the convolution kernels' threads (numpy releases the GIL)."""
+import numpy
+
 from layers import backend
 from layers.base import NeuronLayer
 from layers.im2col import parallel_map
 from layers.registry import register
 
 SLAB = 1 << 20           # elements per slab: enough that a slab's work dwarfs handing it to a thread
+_ZEROS = {}              # dtype -> SLAB zeros, never written: numpy's maximum against an array runs about 5x
+                         # faster than against the scalar 0 (numpy 2.4), and calloc'd pages all read one zero page
 
 
 @register("ReLU")
@@ -17,6 +21,10 @@ class ReLULayer(NeuronLayer):
     def _forward(self, xp, x, y):
         if self.negative_slope:
             y[...] = xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+        elif xp is numpy and x.ndim == 1 and x.size <= SLAB:     # a CPU slab
+            if x.dtype not in _ZEROS:
+                _ZEROS[x.dtype] = numpy.zeros(SLAB, x.dtype)
+            numpy.maximum(x, _ZEROS[x.dtype][:x.size], out=y)
         else:
             xp.maximum(x, 0, out=y)
 

@@ -48,9 +48,10 @@ class ScaleLayer(Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        if top[0] is bottom[0]:
+        net = getattr(self, "net", None)
+        if top[0] is bottom[0] and (net is None or net.layer_need_backward[self.layer_id]):
             self.saved_bottom = x.copy()         # in place: backward needs the input that is overwritten here
-        top[0].data[...] = x * self._scale(bottom).data.reshape(self.view)
+        self.xp(bottom[0]).multiply(x, self._scale(bottom).data.reshape(self.view), out=top[0].data)
         if self.bias_term:
             top[0].data[...] += self.blobs[-1].data.reshape(self.bias_view)
 

@@ -73,7 +73,8 @@ class SoftmaxWithLossLayer(LossLayer):
         self.picked = picked
         dtype = scores.dtype.type
         logs = -xp.log(xp.maximum(picked, dtype(FLT_MIN)))
-        loss = (logs * valid).sum(dtype=numpy.float64) if self.ignore_label is not None else logs.sum(dtype=numpy.float64)
+        kept = logs * valid if self.ignore_label is not None else logs
+        loss = kept.sum(dtype=numpy.float64)
         self.valid_count = int(valid.sum()) if self.ignore_label is not None else self.outer * self.inner
         top[0].data[...] = loss / self._normalizer(self.valid_count)
         if len(top) > 1:

@@ -65,7 +65,7 @@ def _broadcast(*vectors):
     return [v * n if len(v) == 1 else v for v in vectors]
 
 
-def _pair_or_repeated(p, name, default):
+def pair_or_repeated(p, name, default):
     """Caffe's kernel/stride/pad rule: the _h/_w pair if given, else the (repeated or single) field."""
     if p.HasField(f"{name}_h") or p.HasField(f"{name}_w"):
         return (getattr(p, f"{name}_h"), getattr(p, f"{name}_w"))
@@ -89,12 +89,12 @@ def _geometry(fn, lp):
             raise NetDefinitionError(f"coord_map: {fn.type_name} convolution_param.axis {p.axis} is negative; "
                                      f"give the channel axis as a non-negative index to compute crops")
         axis, dilation = p.axis + 1, tuple(p.dilation) or (1,)
-    kernel = _pair_or_repeated(p, "kernel", None)
+    kernel = pair_or_repeated(p, "kernel", None)
     if not kernel or 0 in kernel:
         raise NetDefinitionError(f"coord_map: {fn.type_name} layer has no kernel size (kernel_size or "
                                  f"kernel_h/kernel_w)")
-    stride = _pair_or_repeated(p, "stride", 1)
-    pad = _pair_or_repeated(p, "pad", 0)
+    stride = pair_or_repeated(p, "stride", 1)
+    pad = pair_or_repeated(p, "pad", 0)
     kernel, dilation, stride, pad = _broadcast(_vector(kernel, "kernel"), _vector(dilation, "dilation"),
                                                _vector(stride, "stride"), _vector(pad, "pad"))
     extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))

@@ -10,7 +10,9 @@ import contextlib
 import errno
 import os
 import re
+import unicodedata
 import uuid
+from typing import Callable, Tuple, Union
 
 import numpy as np
 from google.protobuf import text_format
@@ -18,23 +20,23 @@ from google.protobuf.message import DecodeError
 
 from netspec import caffe_pb2 as pb
 from netspec.errors import CaffeFormatError
+from netspec.paths import source_path
 from netspec.upgrade import net_needs_upgrade, upgrade_net, upgrade_solver
 
 __all__ = [
     "read_net", "read_solver", "parse_text", "to_text", "write_text",
     "read_caffemodel", "write_caffemodel", "read_caffemodel_h5", "write_caffemodel_h5", "read_weights",
     "read_solverstate", "write_solverstate",
-    "blob_shape", "blob_to_array", "array_to_blob", "legacy_shape_equals",
+    "blob_shape", "blob_to_array", "array_to_blob", "legacy_shape_equals", "is_hdf5", "atomic_write",
 ]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# A string ending like this is meant as a file name, never as prototxt text.
-TEXT_SUFFIXES = (".prototxt", ".pbtxt", ".pt", ".txt", ".solver")
+Path = Union[str, os.PathLike]
 
 
 # ---- text -------------------------------------------------------------------------------------
 
-def read_net(src):
+def read_net(src: Union[Path, pb.NetParameter]) -> pb.NetParameter:
     """Return the upgraded NetParameter from a path, prototxt text, or a NetParameter (copied)."""
     if isinstance(src, pb.NetParameter):
         return upgrade_net(src)
@@ -42,7 +44,7 @@ def read_net(src):
     return _upgraded(parse_text(text, pb.NetParameter, source), source)
 
 
-def read_solver(src):
+def read_solver(src: Union[Path, pb.SolverParameter]) -> pb.SolverParameter:
     """Return the upgraded SolverParameter from a path, text, or a SolverParameter (copied).
 
     Inline nets (net_param, train_net_param, test_net_param) are left as written; pass them
@@ -54,13 +56,17 @@ def read_solver(src):
     return upgrade_solver(parse_text(text, pb.SolverParameter, source), source)
 
 
-def parse_text(text, message_type, source="<text>"):
+def parse_text(text: str, message_type, source: str = "<text>"):
     """Parse protobuf text into a new `message_type`; errors read `source:line:col: what`."""
     msg = message_type()
     try:
         text_format.Parse(text, msg)
     except text_format.ParseError as e:
-        raise _text_error(e, source) from None
+        error = _text_error(e, source)
+        hint = _invisible_hint(text, error.line)
+        if hint:
+            error = CaffeFormatError(f"{error} {hint}", source, error.line, error.column, error.field)
+        raise error from None
     missing = msg.FindInitializationErrors()  # Caffe's C++ parser rejects missing required fields
     if missing:
         raise CaffeFormatError(f"{source}: {msg.DESCRIPTOR.name} is missing required field(s): "
@@ -68,34 +74,28 @@ def parse_text(text, message_type, source="<text>"):
     return msg
 
 
-def to_text(msg):
+def to_text(msg) -> str:
     """The protobuf text form of `msg`, as Caffe writes .prototxt files."""
     return text_format.MessageToString(msg)
 
 
-def write_text(msg, path):
+def write_text(msg, path: Path) -> None:
     """Write `msg` as protobuf text to `path` (atomically)."""
     _atomic_write_bytes(path, to_text(msg).encode("utf-8"))
 
 
 def _text_and_source(src):
-    """Return (text, source name) for `src`: a path (str or PathLike) or inline prototxt text.
-
-    A str is text when it holds a newline or '{', or is empty; otherwise it is a path when that
-    file exists. A missing name with a prototxt-like suffix, or with no ':' (every non-empty
-    prototxt has one), is a missing file: FileNotFoundError naming it, not a parse error.
+    """Return (text, source name) for `src`: a path (str or PathLike) or inline prototxt text, as
+    netspec.paths.source_path tells them apart. A missing file is a FileNotFoundError naming it, not a parse error.
     """
-    if isinstance(src, os.PathLike):
-        return _read_text_file(os.fspath(src)), os.fspath(src)
-    if not isinstance(src, str):
+    if not isinstance(src, (str, os.PathLike)):
         raise TypeError(f"expected a path, prototxt text or message, got {type(src).__name__}")
-    if "\n" in src or "{" in src or not src.strip():
+    path = source_path(src)
+    if path is None:
         return src, "<text>"
-    if os.path.exists(src):
-        return _read_text_file(src), src
-    if src.lower().endswith(TEXT_SUFFIXES) or ":" not in src:
-        raise FileNotFoundError(errno.ENOENT, f"no such file: {src!r} (and it is not prototxt text)", src)
-    return src, "<text>"
+    if isinstance(src, os.PathLike) or os.path.exists(path):
+        return _read_text_file(path), path
+    raise FileNotFoundError(errno.ENOENT, f"no such file: {src!r} (and it is not prototxt text)", src)
 
 
 def _read_text_file(path):
@@ -123,9 +123,25 @@ def _text_error(e, source):
     return CaffeFormatError(f"{where}: {detail}", source, line, column, field)
 
 
+def _invisible_hint(text, line):
+    """Name the invisible characters (a byte-order mark, a no-break or zero-width space) on the line of a parse
+    error, which the error itself shows as nothing; '' when there are none."""
+    lines = text.split("\n")
+    if line is None or not 1 <= line <= len(lines):
+        return ""
+    found = dict.fromkeys(c for c in lines[line - 1] if c != " " and unicodedata.category(c) in ("Cf", "Zs"))
+    if not found:
+        return ""
+    names = ", ".join(f"U+{ord(c):04X} ("
+                      f"{'a byte-order mark' if c == chr(0xFEFF) else unicodedata.name(c, 'unnamed').lower()})"
+                      for c in found)
+    return (f"(line {line} holds invisible character(s) {names}: save the file as plain UTF-8 without a byte-order "
+            f"mark, with ordinary spaces)")
+
+
 # ---- binary messages --------------------------------------------------------------------------
 
-def read_caffemodel(path):
+def read_caffemodel(path: Path) -> pb.NetParameter:
     """Return the upgraded NetParameter of a binary .caffemodel (V0/V1 files become V2)."""
     path = os.fspath(path)
     net = _parse_binary(path, pb.NetParameter, "NetParameter (.caffemodel)")
@@ -141,25 +157,41 @@ def _upgraded(net, source):
     return upgrade_net(net, source) if net_needs_upgrade(net) else net
 
 
-def write_caffemodel(net_param, path):
+def write_caffemodel(net_param: pb.NetParameter, path: Path) -> None:
     """Write NetParameter `net_param` as a binary .caffemodel (atomically)."""
     _check_type(net_param, pb.NetParameter)
     _atomic_write_bytes(path, net_param.SerializeToString())
 
 
-def read_solverstate(path):
-    """Return the SolverState of a .solverstate: binary protobuf, or Caffe's HDF5 layout."""
+def read_solverstate(path: Path) -> pb.SolverState:
+    """Return the SolverState of a .solverstate: binary protobuf, or Caffe's HDF5 layout. An empty file, or one
+    holding no solver state (a .caffemodel renamed, say), is a CaffeFormatError saying what it is."""
     path = os.fspath(path)
-    if _is_hdf5(path):
+    if is_hdf5(path):
         return _read_solverstate_h5(path)
-    return _parse_binary(path, pb.SolverState, "SolverState (.solverstate)")
+    state = _parse_binary(path, pb.SolverState, "SolverState (.solverstate)")
+    if not state.ListFields():
+        data = _read_bytes(path)
+        if not data:
+            raise CaffeFormatError(f"{path}: the file is empty (0 bytes), not a solver state (an interrupted copy "
+                                   f"or write?)", path)
+        net = pb.NetParameter()
+        with contextlib.suppress(DecodeError):
+            net.ParseFromString(data)
+        if len(net.layer) or len(net.layers):
+            raise CaffeFormatError(f"{path}: holds a net's weights (a .caffemodel: NetParameter "
+                                   f"{net.name!r}, {len(net.layer) or len(net.layers)} layers), not a solver state",
+                                   path)
+        raise CaffeFormatError(f"{path}: holds no solver state (no iter, learned_net or history in its "
+                               f"{len(data)} bytes): {_binary_hint(data) or 'not a .solverstate'}", path)
+    return state
 
 
-def write_solverstate(state, path):
+def write_solverstate(state: pb.SolverState, path: Path) -> None:
     """Write SolverState `state` atomically: HDF5 layout if `path` ends in .h5, else binary."""
     _check_type(state, pb.SolverState)
     if os.fspath(path).endswith(".h5"):
-        _atomic_write(path, lambda tmp: _write_solverstate_h5(state, tmp))
+        atomic_write(path, lambda tmp: _write_solverstate_h5(state, tmp))
     else:
         _atomic_write_bytes(path, state.SerializeToString())
 
@@ -188,7 +220,7 @@ def _binary_hint(data):
 
 # ---- HDF5 weights (Net::ToHDF5 / CopyTrainedLayersFromHDF5) -----------------------------------
 
-def read_caffemodel_h5(path):
+def read_caffemodel_h5(path: Path) -> pb.NetParameter:
     """Return a NetParameter holding the weights of a .caffemodel.h5 (data/<layer>/<i>).
 
     HDF5 weights keep neither layer order nor types: layers come back in the file's name
@@ -215,7 +247,7 @@ def read_caffemodel_h5(path):
     return net
 
 
-def write_caffemodel_h5(net_param, path, write_diff=False):
+def write_caffemodel_h5(net_param: pb.NetParameter, path: Path, write_diff: bool = False) -> None:
     """Write the blobs of `net_param` as Caffe's Net::ToHDF5 does (atomically).
 
     One group data/<layer name> per layer (empty for layers without blobs) holding one dataset
@@ -248,14 +280,14 @@ def write_caffemodel_h5(net_param, path, write_diff=False):
                         grad = blob_to_array(blob, diff=True) if has_diff else np.zeros_like(values)
                         diff_group.create_dataset(str(i), data=grad)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
-def read_weights(path):
+def read_weights(path: Path) -> pb.NetParameter:
     """Read weights from a .caffemodel or .caffemodel.h5, choosing by content as Caffe does
     (H5Fis_hdf5), or by the .h5 suffix so that a damaged HDF5 file gets the HDF5 error."""
     path = os.fspath(path)
-    if path.endswith(".h5") or _is_hdf5(path):
+    if path.endswith(".h5") or is_hdf5(path):
         return read_caffemodel_h5(path)
     return read_caffemodel(path)
 
@@ -336,14 +368,17 @@ def _h5py():
     return h5py
 
 
-def _is_hdf5(path):
+def is_hdf5(path: Path) -> bool:
+    """Whether `path` is an HDF5 file, as Caffe's H5Fis_hdf5 decides: the signature, or one after a user block."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a file")
     with open(path, "rb") as f:  # also raises FileNotFoundError naming a missing path
         head = f.read(len(HDF5_SIGNATURE))
     return head == HDF5_SIGNATURE or _h5py().is_hdf5(path)  # is_hdf5 also finds a user block
 
 
 def _require_hdf5(path):
-    if not _is_hdf5(path):
+    if not is_hdf5(path):
         with open(path, "rb") as f:
             hint = _binary_hint(f.read(4096)) or "a binary .caffemodel is read with read_caffemodel"
         raise CaffeFormatError(f"{path}: not an HDF5 file (no HDF5 signature); {hint}", path)
@@ -351,7 +386,7 @@ def _require_hdf5(path):
 
 # ---- blobs ------------------------------------------------------------------------------------
 
-def blob_shape(blob):
+def blob_shape(blob: pb.BlobProto) -> Tuple[int, ...]:
     """The shape Caffe's Blob::FromProto gives `blob`: legacy (num, channels, height, width) when
     any of those is set, else `shape.dim`."""
     if _has_legacy_shape(blob):
@@ -359,7 +394,7 @@ def blob_shape(blob):
     return tuple(blob.shape.dim)
 
 
-def blob_to_array(blob, diff=False, shape=None):
+def blob_to_array(blob: pb.BlobProto, diff: bool = False, shape=None) -> np.ndarray:
     """The values of BlobProto `blob` as a new ndarray.
 
     float64 from double_data when it is present, else float32 from data (`diff=True`: from
@@ -381,7 +416,7 @@ def blob_to_array(blob, diff=False, shape=None):
     return values.reshape(stored)
 
 
-def array_to_blob(arr, legacy=False, diff=None):
+def array_to_blob(arr, legacy: bool = False, diff=None) -> pb.BlobProto:
     """A BlobProto holding `arr` (and `diff`, if given): float64 arrays go to double_data /
     double_diff, anything else to float32 data / diff. The shape goes to `shape`, or with
     `legacy=True` to num/channels/height/width, left-padded with 1s to 4-D as old Caffe did."""
@@ -429,7 +464,7 @@ def _varint(n):
             return bytes(out)
 
 
-def legacy_shape_equals(proto_shape_or_blob, shape):
+def legacy_shape_equals(proto_shape_or_blob, shape) -> bool:
     """Caffe's Blob::ShapeEquals(BlobProto): may a stored blob be loaded into a blob of `shape`?
 
     A legacy blob (num/channels/height/width set) matches when `shape` has at most 4 axes and,
@@ -454,6 +489,8 @@ def _has_legacy_shape(blob):
 # ---- files ------------------------------------------------------------------------------------
 
 def _read_bytes(path):
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, not a file")
     with open(path, "rb") as f:  # a missing file raises FileNotFoundError naming it
         return f.read()
 
@@ -467,10 +504,10 @@ def _atomic_write_bytes(path, data):
     def write(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
-def _atomic_write(path, write):
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call write(tmp) for a fresh temporary path beside `path`, fsync it, rename it over `path`.
 
     The temporary file lives in the target folder so that os.replace is a same-filesystem

@@ -5,21 +5,20 @@
     solver.net.copy_from("init.caffemodel")
     solver.step(4000)                                # or solver.solve(), as pycaffe
 """
+from netspec import io as netio, paths
 from solver.lr_policy import LR_POLICIES, learning_rate
-from solver.sgd import (SOLVERS, AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver, RMSPropSolver,
-                        SGDSolver)
+from solver.nets import share_trained_layers
 from solver.signals import SignalHandler
-from solver.solver import DivergedError, Solver, seed_random, share_trained_layers
+from solver.solver import (SOLVERS, AdaDeltaSolver, AdaGradSolver, AdamSolver, DivergedError, NesterovSolver,
+                           RMSPropSolver, SGDSolver, Solver)
 
 
-def get_solver(param, device=None, solvers=SOLVERS):
+def get_solver(param, device=None, solvers: dict = SOLVERS) -> Solver:
     """Build the solver `param` (a solver path, prototxt text or SolverParameter) asks for by its `type`
     (or legacy `solver_type`), as pycaffe's caffe.get_solver; `solvers` maps the types to the classes."""
-    from netspec import io as netio
-    from solver.solver import _source_path
-    source = _source_path(param)
+    source = paths.source_path(param)
     try:
-        kind = netio.read_solver(source or param).type
+        kind = netio.read_solver(param).type
     except FileNotFoundError:
         raise FileNotFoundError(f"solver file '{param}' not found") from None
     try:
@@ -29,7 +28,6 @@ def get_solver(param, device=None, solvers=SOLVERS):
                          f"{', '.join(solvers)}") from None
     return cls(param, device=device)
 
-
 __all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "DivergedError", "LR_POLICIES", "NesterovSolver",
            "RMSPropSolver", "SGDSolver", "SOLVERS", "SignalHandler", "Solver", "get_solver", "learning_rate",
-           "seed_random", "share_trained_layers"]
+           "share_trained_layers"]

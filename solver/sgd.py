@@ -1,20 +1,20 @@
 """Caffe's six update rules (cf. caffe/src/caffe/solvers/*_solver.cpp, ComputeUpdateValue), written once with xp.
 
-Each turns the (clipped, normalized, regularized) diff of a learnable param into the update that Net's update
-subtracts, with local_rate = rate * lr_mult, and keeps its history in self.history: one array per learnable param
+Each turns the (clipped, normalized, regularized) diff of a learnable param into the update that is subtracted
+from it, with local_rate = rate * lr_mult, and keeps its history (solver/update.py): one array per learnable param
 (in net.learnable_params order), two for AdaDelta and Adam (the second set after the first), as Caffe's
-history_ is laid out in the .solverstate.
+history_ is laid out in the .solverstate. UPDATES maps Caffe's solver type strings to them.
 """
 import numpy
 
 from layers import backend
-from solver.solver import Solver
+from solver.update import Update
 
 f32 = numpy.float32
 
 # SGD's whole step for one param on the GPU in one pass (Caffe's sgd_update_gpu, with the L2 decay and the
 # net's update folded in), where the xp code below reads and writes each array several times. Its numpy twin,
-# and test oracle, is Solver.regularize + SGDSolver.compute_update_value + Solver.apply_update's data -= diff.
+# and test oracle, is Update.regularize + SGD.compute + Update.apply's data -= diff.
 _sgd_update = backend.ElementwiseKernel(
     "T momentum, T local_rate, T decay",
     "T data, T diff, T history",
@@ -28,11 +28,11 @@ _sgd_update = backend.ElementwiseKernel(
     "fcn_sgd_update")
 
 
-class SGDSolver(Solver):
+class SGD(Update):
     """Stochastic gradient descent with momentum: h = momentum * h + local_rate * g; update = h."""
     type = "SGD"
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         g = self.net.learnable_params[param_id].diff
         h = self.history_of(param_id)
         h *= f32(self.param.momentum)
@@ -40,7 +40,7 @@ class SGDSolver(Solver):
         h += g
         g[...] = h
 
-    def fused_update(self, param_id, rate):
+    def fused(self, param_id, rate):
         """On the GPU with L2 decay: regularize, update and apply in one kernel (see _sgd_update)."""
         blob = self.net.learnable_params[param_id]
         if not backend.is_gpu(blob.data) or self.param.regularization_type != "L2":
@@ -51,11 +51,11 @@ class SGDSolver(Solver):
         return True
 
 
-class NesterovSolver(Solver):
+class Nesterov(Update):
     """Nesterov's accelerated gradient: step back along the old momentum, then over the new one."""
     type = "Nesterov"
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         blob = self.net.learnable_params[param_id]
         momentum = f32(self.param.momentum)
         h = self.history_of(param_id)
@@ -65,15 +65,16 @@ class NesterovSolver(Solver):
         blob.diff[...] = (f32(1) + momentum) * h - momentum * previous
 
 
-class AdaGradSolver(Solver):
+class AdaGrad(Update):
     """AdaGrad: h += g^2; update = local_rate * g / (sqrt(h) + delta)."""
     type = "AdaGrad"
 
-    def check_param(self):
-        if self.param.momentum != 0:
-            raise ValueError(f"{self.where}: momentum cannot be used with AdaGrad (set momentum: 0)")
+    @classmethod
+    def check(cls, param):
+        if param.momentum != 0:
+            raise ValueError("momentum cannot be used with AdaGrad (set momentum: 0)")
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         blob = self.net.learnable_params[param_id]
         xp, g = blob.xp, blob.diff
         h = self.history_of(param_id)
@@ -81,17 +82,18 @@ class AdaGradSolver(Solver):
         blob.diff[...] = self.local_rate(param_id, rate) * (g / (xp.sqrt(h) + f32(self.param.delta)))
 
 
-class RMSPropSolver(Solver):
+class RMSProp(Update):
     """RMSProp: h = rms_decay * h + (1 - rms_decay) * g^2; update = local_rate * g / (sqrt(h) + delta)."""
     type = "RMSProp"
 
-    def check_param(self):
-        if self.param.momentum != 0:
-            raise ValueError(f"{self.where}: momentum cannot be used with RMSProp (set momentum: 0)")
-        if not 0 <= self.param.rms_decay < 1:
-            raise ValueError(f"{self.where}: rms_decay must be in [0, 1), got {self.param.rms_decay:g}")
+    @classmethod
+    def check(cls, param):
+        if param.momentum != 0:
+            raise ValueError("momentum cannot be used with RMSProp (set momentum: 0)")
+        if not 0 <= param.rms_decay < 1:
+            raise ValueError(f"rms_decay must be in [0, 1), got {param.rms_decay:g}")
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         blob = self.net.learnable_params[param_id]
         xp, g = blob.xp, blob.diff
         decay = f32(self.param.rms_decay)
@@ -101,12 +103,12 @@ class RMSPropSolver(Solver):
         blob.diff[...] = self.local_rate(param_id, rate) * (g / (xp.sqrt(h) + f32(self.param.delta)))
 
 
-class AdaDeltaSolver(Solver):
+class AdaDelta(Update):
     """AdaDelta: scale g by sqrt((delta + E[dx^2]) / (delta + E[g^2])), both running means with `momentum`."""
     type = "AdaDelta"
     history_slots = 2
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         blob = self.net.learnable_params[param_id]
         xp, g = blob.xp, blob.diff
         momentum, delta = f32(self.param.momentum), f32(self.param.delta)
@@ -120,12 +122,12 @@ class AdaDeltaSolver(Solver):
         g *= self.local_rate(param_id, rate)
 
 
-class AdamSolver(Solver):
+class Adam(Update):
     """Adam: m and v running means of g and g^2 (momentum, momentum2), bias-corrected by the step count."""
     type = "Adam"
     history_slots = 2
 
-    def compute_update_value(self, param_id, rate):
+    def compute(self, param_id, rate):
         blob = self.net.learnable_params[param_id]
         xp, g = blob.xp, blob.diff
         beta1, beta2 = f32(self.param.momentum), f32(self.param.momentum2)
@@ -140,5 +142,4 @@ class AdamSolver(Solver):
         blob.diff[...] = (self.local_rate(param_id, rate) * correction) * (m / (xp.sqrt(v) + f32(self.param.delta)))
 
 
-SOLVERS = {cls.type: cls for cls in (SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver,
-                                     AdamSolver)}
+UPDATES = {rule.type: rule for rule in (SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam)}

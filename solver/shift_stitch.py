@@ -17,6 +17,7 @@ convolutions) meets other pixels than in a single pass, and ceil-rounded pooling
 some shifts' maps. The layerwise stitch equals the rarefied net (netspec/rarefy.py) at every position.
 """
 import collections
+import time
 
 import numpy
 
@@ -25,7 +26,8 @@ from layers.blob import Blob
 from layers.registry import create_layer
 from netspec import caffe_pb2
 from netspec.errors import NetDefinitionError
-from netspec.rarefy import chain, destrided, geometry, input_map, is_strided
+from netspec.rarefy import STRIDED_TYPES, chain, destrided, geometry, input_map, is_strided
+from solver.infer import input_blob, preprocess
 
 
 def net_param(net):
@@ -118,7 +120,7 @@ def _at_stride_one(layer):
     copy = create_layer(destrided(layer.param), layer.phase)
     copy.net, copy.layer_id = getattr(layer, "net", None), getattr(layer, "layer_id", None)
     copy.blobs = list(layer.blobs)                   # set before setup: the layer then makes no params of its own
-    copy.ready = False
+    copy.needs_setup = True                          # on its first input, whose channels it learns then
     return copy
 
 
@@ -129,15 +131,30 @@ def _run_grouped(layers, pieces):
     groups = collections.defaultdict(list)
     for k, (_, p) in enumerate(pieces):
         groups[p.shape].append(k)
-    out = list(pieces)
+    out = {}
     for shape, members in groups.items():
+        if not _makes_output(layers, shape):          # too small for a window: no dense position comes from it
+            continue
         xp = backend.get_array_module(pieces[members[0]][1])
         x = xp.concatenate([pieces[k][1] for k in members]) if len(members) > 1 else pieces[members[0]][1]
         for layer in layers:
             x = _forward(layer, x)
         for j, k in enumerate(members):
             out[k] = (pieces[k][0], x[j * shape[0]:(j + 1) * shape[0]])
-    return out
+    return [out[k] for k in sorted(out)]
+
+
+def _makes_output(layers, shape):
+    """Whether a map of `shape` still has positions after the windows of `layers` (at their strides)."""
+    h, w = shape[-2:]
+    for layer in layers:
+        if layer.type in STRIDED_TYPES:
+            g = geometry(layer.param)
+            extent = [(k - 1) * d + 1 for k, d in zip(g.kernel, g.dilation)]
+            h, w = [(n + 2 * p - e) // s + 1 for n, p, e, s in zip((h, w), g.pad, extent, g.stride)]
+            if h <= 0 or w <= 0:
+                return False
+    return True
 
 
 def _forward(layer, x):
@@ -145,8 +162,32 @@ def _forward(layer, x):
     xp = backend.get_array_module(x)
     bottom, top = Blob(*x.shape, dtype=x.dtype, xp=xp), Blob(dtype=x.dtype, xp=xp)
     bottom.data = xp.ascontiguousarray(x)
-    if getattr(layer, "ready", True) is False:       # a stride-1 copy: set up on its first input
+    if getattr(layer, "needs_setup", False):         # a stride-1 copy
         layer.run_setup([bottom], [top])
-        layer.ready = True
+        layer.needs_setup = False
     layer.run_forward([bottom], [top])
     return top.data
+
+
+def label_at_input(dense, offset, size, ignore_label=255):
+    """The class map (argmax over channels) of a dense N=1 score map placed on an input of `size` (H, W): pixel y
+    takes dense position round(y - offset) (input_map's b); pixels the dense map does not reach get ignore_label."""
+    scores = numpy.asarray(backend.to_cpu(dense))[0].argmax(0)
+    label = numpy.full(size, ignore_label, dtype=numpy.int64)
+    rows = numpy.floor(numpy.arange(size[0]) - float(offset[0]) + 0.5).astype(numpy.int64)
+    cols = numpy.floor(numpy.arange(size[1]) - float(offset[1]) + 0.5).astype(numpy.int64)
+    inside_r = (rows >= 0) & (rows < scores.shape[0])
+    inside_c = (cols >= 0) & (cols < scores.shape[1])
+    label[numpy.ix_(inside_r, inside_c)] = scores[numpy.ix_(rows[inside_r], cols[inside_c])]
+    return label
+
+
+def infer_dense(net, rgb, mean, blob, offset, shifted):
+    """python -m solver.infer --shift-and-stitch / --rarefy: one H x W x 3 RGB image's label from the dense `blob`,
+    by shifted inputs through `net` (shifted True) or one pass of a rarefied `net`; returns (label, seconds)."""
+    x = preprocess(rgb, mean)[numpy.newaxis]
+    start = time.perf_counter()
+    dense = (shift_and_stitch(net, blob, x) if shifted else
+             net.forward(blobs=[blob], **{input_blob(net): x})[blob])
+    label = label_at_input(dense, offset, rgb.shape[:2])             # to_cpu inside waits for the GPU
+    return label, time.perf_counter() - start

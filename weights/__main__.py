@@ -163,6 +163,7 @@ def cmd_info(args):
     if any(caffemodel.is_legacy(b) for b in blobs):
         print("legacy 4-D blob shapes: `convert` writes them in the shape shown after '->' "
               "(what Caffe loads them as)")
+    caffemodel.check_values(param, args.file)
     if weights.format == caffemodel.HDF5 and not args.net:
         print("types are unknown in HDF5 weights; pass --net PROTOTXT to take them from the net")
 
@@ -170,19 +171,22 @@ def cmd_info(args):
 def _param_text(layer):
     parts = []
     for i, blob in enumerate(layer.blobs):
-        text = _dims(io.blob_shape(blob))
+        text = surgery.dims(io.blob_shape(blob))
         if caffemodel.is_legacy(blob):
             shape = caffemodel.caffe_shape(layer.type, i, blob)
             if shape is None:
                 text += " (legacy; kept)"
             else:
-                text += " (legacy)" if tuple(shape) == io.blob_shape(blob) else f" (legacy -> {_dims(shape)})"
+                text += " (legacy)" if tuple(shape) == io.blob_shape(blob) else f" (legacy -> {surgery.dims(shape)})"
         if len(blob.double_data):
             text += " float64"
         if len(blob.diff) or len(blob.double_diff):
             text += " +diff"
         if not (len(blob.data) or len(blob.double_data)) and int(np.prod(io.blob_shape(blob))):
             text = "(shared; saved with its owner)"
+        held, need = caffemodel.values_held(blob)
+        if held and held != need:
+            text += f" DAMAGED: {held:,} of {need:,} values"
         parts.append(text)
     return ", ".join(parts) or "-"
 
@@ -194,7 +198,7 @@ def _info_solverstate(path):
           f"learned_net {state.learned_net!r}")
     for i, blob in enumerate(state.history):
         legacy = " (legacy)" if caffemodel.is_legacy(blob) else ""
-        print(f"  history {i}: {_dims(io.blob_shape(blob))}{legacy}")
+        print(f"  history {i}: {surgery.dims(io.blob_shape(blob))}{legacy}")
 
 
 def cmd_convert(args):
@@ -204,19 +208,22 @@ def cmd_convert(args):
         state, changes = caffemodel.load_solverstate(args.input, weights=args.weights)
         caffemodel.save_solverstate(state, args.output)
         for k, stored, shape in changes:
-            print(f"history {k}: {_dims(stored)} -> {_dims(shape)}")
+            print(f"history {k}: {surgery.dims(stored)} -> {surgery.dims(shape)}")
         if args.output.endswith(".h5") and not args.weights and any(caffemodel.is_legacy(b) for b in state.history):
             print("note: history blobs keep legacy 4-D shapes; Caffe's HDF5 restore needs the params' shapes: "
                   "pass --weights with the net's caffemodel")
         print(f"wrote {args.output}: iter {state.iter}, {len(state.history)} history blobs")
         return
+    if caffemodel.is_solverstate(args.output):
+        raise ValueError(f"{args.input} holds weights (a net), not a solver state: an output named {args.output} "
+                         f"would be a .caffemodel under a .solverstate name; name it *.caffemodel or *.caffemodel.h5")
     weights = caffemodel.convert(args.input, args.output, net=args.net, float32=args.float32)
     print(f"read {args.input} ({weights.format}): {len(weights.layers_with_params())} layers with params")
     for name, i, stored, shape in weights.reshaped:
         if tuple(stored) != tuple(shape):
-            print(f"  {name}[{i}]: {_dims(stored)} -> {_dims(shape)}")
+            print(f"  {name}[{i}]: {surgery.dims(stored)} -> {surgery.dims(shape)}")
     for name, i, stored, kind in weights.kept_legacy:
-        print(f"  {name}[{i}]: kept {_dims(stored)} (legacy shape; layer type {kind or 'unknown'})")
+        print(f"  {name}[{i}]: kept {surgery.dims(stored)} (legacy shape; layer type {kind or 'unknown'})")
     untyped = [l.name for l in weights.layers_with_params() if not l.type]
     if untyped and not args.output.endswith(".h5"):
         print(f"  no types for {', '.join(untyped)} (HDF5 input): Caffe matches by name, so they load; "
@@ -231,7 +238,7 @@ def cmd_check(args):
     net.copy_from_proto(weights.param, origin=args.weights)
     in_file = {l.name for l in weights.layers_with_params()}
     for name, blobs in net.params.items():
-        shapes = ", ".join(_dims(b.shape) for b in blobs)
+        shapes = ", ".join(surgery.dims(b.shape) for b in blobs)
         state = "loaded" if name in in_file else "MISSING (keeps its filler values)"
         print(f"  {name}: {shapes}  {state}")
     ignored = sorted(in_file - set(net.params))
@@ -291,10 +298,6 @@ def cmd_handoff(args):
     print(report)
     net.save(args.output)
     print(f"wrote {args.output}")
-
-
-def _dims(shape):
-    return "x".join(str(int(d)) for d in shape) if len(shape) else "scalar"
 
 
 def _indent(text):

@@ -55,12 +55,12 @@ class Weights:
 def detect_format(path):
     """V0_BINARY, V1_BINARY, V2_BINARY or HDF5, from the file's content (HDF5 also by a .h5 suffix)."""
     path = os.fspath(path)
-    if path.endswith(".h5") or _is_hdf5(path):
+    if path.endswith(".h5") or io.is_hdf5(path):
         return HDF5
     return _binary_layout(path) or V2_BINARY
 
 
-def load(path, net=None, normalize=True):
+def load(path, net=None, normalize: bool = True) -> Weights:
     """Read a .caffemodel / .caffemodel.h5 into Weights (upgraded to V2 layers, as Caffe upgrades).
 
     net: an optional net prototxt (path, text or NetParameter). Layers the file has no type for (all of an
@@ -90,7 +90,7 @@ def save(param, path, write_diff=None):
         io.write_caffemodel(param, path)
 
 
-def convert(src, dst, net=None, float32=False):
+def convert(src, dst, net=None, float32: bool = False) -> Weights:
     """Convert weights file `src` to `dst` (format by dst's suffix) and return the Weights written.
 
     The output is what Caffe itself would save after loading `src`: V2 `layer` entries with `shape`d
@@ -98,10 +98,28 @@ def convert(src, dst, net=None, float32=False):
     copied bit for bit, float32 and float64 (double_data) alike; `float32=True` casts doubles down
     (for readers without double support, such as OpenCV's importer)."""
     weights = load(src, net=net)
+    check_values(weights.param, src)
     if float32:
         cast_float32(weights.param)
     save(weights.param, dst)
     return weights
+
+
+def values_held(blob):
+    """(values the BlobProto holds, values its shape needs); a shared param's empty slot holds 0."""
+    return len(blob.data) or len(blob.double_data), int(np.prod(io.blob_shape(blob)))
+
+
+def check_values(param, path):
+    """A ValueError naming the blobs of NetParameter `param` whose values do not fill their shapes (a damaged
+    file), so that no tool copies them on as if they were whole."""
+    damaged = [f"blob {i} of layer '{layer.name}' holds {held:,} values but its shape "
+               f"{'x'.join(map(str, io.blob_shape(blob)))} needs {need:,}"
+               for layer in param.layer for i, blob in enumerate(layer.blobs)
+               for held, need in [values_held(blob)] if held and held != need]
+    if damaged:
+        raise ValueError(f"{path} is damaged: {'; '.join(damaged[:3])}"
+                         + (f" (and {len(damaged) - 3} more)" if len(damaged) > 3 else ""))
 
 
 # ---- shapes -----------------------------------------------------------------------------------
@@ -245,16 +263,6 @@ def _array_or_none(blob):
     return None if empty else io.blob_to_array(blob)
 
 
-def _is_hdf5(path):
-    """As netspec.io.read_weights decides (Caffe's H5Fis_hdf5): the signature, or one after a user block."""
-    with open(path, "rb") as f:        # a missing file raises FileNotFoundError naming it
-        head = f.read(len(io.HDF5_SIGNATURE))
-    if head == io.HDF5_SIGNATURE:
-        return True
-    import h5py                        # imported late, as netspec.io does
-    return h5py.is_hdf5(path)
-
-
 def _binary_layout(path):
     """V0/V1/V2 from the top-level fields of a binary NetParameter, skipping over the blob data rather
     than parsing it; None when the bytes do not walk as protobuf (the reader then says why)."""
@@ -312,4 +320,5 @@ __all__ = [
     "V0_BINARY", "V1_BINARY", "V2_BINARY", "HDF5", "Weights", "CaffeFormatError",
     "detect_format", "load", "save", "convert", "caffe_shape", "normalize_shapes", "is_legacy", "cast_float32",
     "apply_net", "is_solverstate", "load_solverstate", "normalize_history", "save_solverstate",
+    "values_held", "check_values",
 ]

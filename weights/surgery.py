@@ -13,6 +13,7 @@ work on caffe.Net; weights may also come as a NetParameter, a Weights or a .caff
   new score layers start at zero and new upsampling layers bilinear, so the skips add nothing at first.
 """
 import collections
+from typing import Tuple
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Report:
 
 # ---- bilinear upsampling ----------------------------------------------------------------------
 
-def upsample_filt(size):
+def upsample_filt(size: int) -> np.ndarray:
     """A size x size bilinear kernel for upsampling by (size + 1) // 2, centred as FCN's surgery does
     (size 4 -> 1-D [.25, .75, .75, .25]; an odd size centres on the middle tap)."""
     size = int(size)
@@ -113,7 +114,7 @@ def source_params(source):
     return collections.OrderedDict(source.arrays())
 
 
-def transplant(new_net, source, suffix=""):
+def transplant(new_net, source, suffix: str = "") -> Report:
     """Copy every param of `source` into the same-named layer of `new_net` (layer name + `suffix`) where
     the element counts agree, reshaping in C order when the shapes differ. Returns a Report: copied,
     reshaped (old -> new shape), skipped (count mismatch, or a blob the new layer lacks), dropped (source
@@ -141,9 +142,9 @@ def transplant(new_net, source, suffix=""):
             else:
                 blobs[i].data[...] = blobs[i].xp.asarray(array.reshape(blobs[i].shape), dtype=blobs[i].dtype)
                 if tuple(array.shape) == blobs[i].shape:
-                    report.add("copied", label, _dims(array.shape))
+                    report.add("copied", label, dims(array.shape))
                 else:
-                    report.add("reshaped", label, f"{_dims(array.shape)} -> {_dims(blobs[i].shape)}")
+                    report.add("reshaped", label, f"{dims(array.shape)} -> {dims(blobs[i].shape)}")
     written = {name + suffix for name in params}
     for name in new_net.params:
         if name not in written:
@@ -151,7 +152,7 @@ def transplant(new_net, source, suffix=""):
     return report
 
 
-def handoff(new_net, source, origin=None):
+def handoff(new_net, source, origin=None) -> Report:
     """Initialise the next FCN stage (16s from 32s, 8s from 16s) so that it starts with the predictions of
     the one before it: params are copied by layer name under Caffe's rules (Net.copy_from: equal shapes,
     legacy shapes right-aligned; a mismatch raises, naming layer, param and both shapes); then every layer
@@ -174,7 +175,7 @@ def handoff(new_net, source, origin=None):
             continue
         if layer.name in new_net.params:
             copied.add(layer.name)
-            report.add("copied", layer.name, ", ".join(_dims(b.shape) for b in new_net.params[layer.name]))
+            report.add("copied", layer.name, ", ".join(dims(b.shape) for b in new_net.params[layer.name]))
         else:
             report.add("dropped", layer.name, "not in the new net")
     for name, blobs in new_net.params.items():
@@ -183,7 +184,7 @@ def handoff(new_net, source, origin=None):
         kind = new_net.layer_dict[name].type
         if kind == "Deconvolution":
             interp(new_net, [name])
-            report.add("bilinear", name, _dims(blobs[0].shape))
+            report.add("bilinear", name, dims(blobs[0].shape))
         elif kind in ("Convolution", "InnerProduct"):
             for blob in blobs:
                 blob.data[...] = 0
@@ -195,7 +196,7 @@ def handoff(new_net, source, origin=None):
 
 # ---- classifier -> FCN ------------------------------------------------------------------------
 
-def convolutionalize(weights, classifier=None, fcn=None, fc_shapes=None, drop=None):
+def convolutionalize(weights, classifier=None, fcn=None, fc_shapes=None, drop=None) -> Tuple[pb.NetParameter, Report]:
     """The starting weights of an FCN from a classifier's weights: each InnerProduct layer becomes a
     Convolution whose kernel covers its whole input (VGG16 fc6 4096x25088 -> 4096x512x7x7, fc7 4096x4096 ->
     4096x4096x1x1), the final classifier is dropped, and the other layers' params are kept as they are.
@@ -255,7 +256,7 @@ def convolutionalize(weights, classifier=None, fcn=None, fc_shapes=None, drop=No
         new = out.layer.add(name=layer.name, type=layer.type)
         if layer.type != "InnerProduct":
             new.blobs.extend(layer.blobs)
-            report.add("copied", layer.name, ", ".join(_dims(io.blob_shape(b)) for b in layer.blobs))
+            report.add("copied", layer.name, ", ".join(dims(io.blob_shape(b)) for b in layer.blobs))
             continue
         weight = io.blob_to_array(layer.blobs[0])
         if layer.name in transposed:
@@ -269,7 +270,7 @@ def convolutionalize(weights, classifier=None, fcn=None, fc_shapes=None, drop=No
         new.type = "Convolution"
         new.blobs.add().CopyFrom(io.array_to_blob(np.ascontiguousarray(kernel)))
         new.blobs.extend(layer.blobs[1:])
-        report.add("converted", layer.name, f"InnerProduct {_dims(weight.shape)} -> Convolution {_dims(kernel.shape)}")
+        report.add("converted", layer.name, f"InnerProduct {dims(weight.shape)} -> Convolution {dims(kernel.shape)}")
     if fcn_layers is not None:
         present = {layer.name for layer in param.layer}
         for name, layer in fcn_layers.items():
@@ -376,6 +377,7 @@ def _batch_one(param):
                     shape.dim[0] = 1
 
 
-def _dims(shape):
+def dims(shape):
+    """A shape as text: 4096x512x7x7, or "scalar"."""
     return "x".join(str(int(d)) for d in shape) if len(shape) else "scalar"
 

@@ -20,6 +20,7 @@ import numpy
 from PIL import Image
 
 from layers.base import Layer
+from layers.image_io import ImageError, read_rgb
 
 
 def parse_param_str(layer, text, required=(), optional=None):
@@ -64,11 +65,15 @@ def open_image(layer, path):
 
 
 def load_bgr(layer, path, mean):
-    """An image as Caffe wants it: float32, RGB -> BGR, minus the BGR mean, C x H x W (range 0-255)."""
-    im = open_image(layer, path)
-    if im.mode != "RGB":                      # grey or palette JPEGs: three equal channels, as the net expects
-        im = im.convert("RGB")
-    in_ = numpy.array(im, dtype=numpy.float32)[:, :, ::-1]
+    """An image as Caffe wants it: float32, RGB -> BGR, minus the BGR mean, C x H x W (range 0-255). Grey and
+    palette images give three equal channels; 16-bit samples keep their high byte (layers.image_io.read_rgb)."""
+    if not os.path.isfile(path):
+        raise layer.error(f"image {path} not found")
+    try:
+        rgb = read_rgb(path)
+    except ImageError as e:
+        raise layer.error(f"image {e}") from None
+    in_ = numpy.array(rgb, dtype=numpy.float32)[:, :, ::-1]
     in_ -= mean
     return in_.transpose(2, 0, 1)
 

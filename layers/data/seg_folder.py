@@ -28,6 +28,7 @@ import numpy
 from PIL import Image
 
 from layers.data.seg_data import SegDataLayer, load_bgr
+from layers.image_io import ImageError, check_decodes, open_image
 from layers.registry import register
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -35,12 +36,22 @@ VGG_MEAN = (104.00698793, 116.66876762, 122.67891434)
 MAX_REPORTED = 10
 
 
-def read_label(path):
+def read_label(path, max_pixels=None):
     """A label image as a 2-D integer array of its values (palette indices for 'P' PNGs).
 
-    Raises ValueError for colour labels: an RGB(A) image whose channels differ cannot be class indices.
+    Raises ValueError for colour labels (an RGB(A) image whose channels differ cannot be class indices), for
+    JPEG labels (lossy: their class indices are changed at every edge) and for files that cannot be read.
     """
-    im = Image.open(path)
+    im = open_image(path, max_pixels)
+    if im.format == "JPEG":
+        raise ValueError(f"label {path} is a JPEG: its lossy compression changes the class indices (around every "
+                         f"edge); labels must be saved losslessly, as PNG")
+    try:
+        im.load()
+    except Exception as e:                    # truncated or damaged
+        if isinstance(e, MemoryError):
+            raise
+        raise ValueError(f"label {path} is truncated or damaged ({e})") from None
     if im.mode in ("RGB", "RGBA", "LA"):
         a = numpy.array(im)
         if im.mode == "LA" or (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all():
@@ -145,8 +156,11 @@ class SegFolderDataLayer(SegDataLayer):
             except (ValueError, OSError) as e:
                 problems.append(str(e))
                 continue
-            with Image.open(image_path) as im:         # the header gives the size; pixels are not decoded
-                width, height = im.size
+            try:                                       # decoded once, so that truncated files fail now
+                width, height = check_decodes(image_path)
+            except ImageError as e:
+                problems.append(f"image {e}")
+                continue
             if label.shape != (height, width):
                 problems.append(f"label {label_path} is {label.shape[1]}x{label.shape[0]} but image {image_path} is "
                                 f"{width}x{height} (width x height)")
@@ -161,10 +175,13 @@ class SegFolderDataLayer(SegDataLayer):
                                 + label_hint(bad.tolist(), self.num_classes, self.ignore_label))
         if problems:
             more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-            raise self.error(f"{len(problems)} of {len(self.label_paths)} label file(s) in split {self.split} are "
+            raise self.error(f"{len(problems)} of {len(self.label_paths)} sample(s) in split {self.split} are "
                              f"unusable. Labels must be class indices 0..{self.num_classes - 1}, or "
                              f"{self.ignore_label} to ignore a pixel:\n  "
                              + "\n  ".join(problems[:MAX_REPORTED]) + more)
+        if seen == {self.ignore_label}:
+            raise self.error(f"every label in split {self.split} holds only the ignore_label {self.ignore_label}: no "
+                             f"pixel is left to train or score; check the labels and ignore_label")
         if self.num_classes > 1 and seen and seen <= {0, self.ignore_label} and self.ignore_label in seen:
             warnings.warn(f"{self.type} layer '{self.name}': every label in split {self.split} holds only 0 and the "
                           f"ignore_label {self.ignore_label}, so no pixel trains classes 1..{self.num_classes - 1}; if "

@@ -37,6 +37,9 @@ class VOCSegDataLayer(SegDataLayer):
         if not os.path.isfile(path):
             raise self.error(f"label {path} not found")
         im = Image.open(path)
+        if im.format == "JPEG":
+            raise self.error(f"label {path} is a JPEG: its lossy compression changes the class indices; VOC labels "
+                             f"are palette PNGs")
         if im.mode not in ("P", "L"):
             raise self.error(f"label {path} is a {im.mode} image; VOC labels are palette PNGs whose pixel values "
                              f"are class indices (decode colour labels with solver.palette.decode_color)")

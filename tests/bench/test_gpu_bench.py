@@ -50,9 +50,11 @@ layer {{ name: "input" type: "Input" top: "data" {label_top}
 layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
         convolution_param {{ num_output: 4 kernel_size: 3 pad: 10 }} }}
 layer {{ name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }}
-layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
+layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
 layer {{ name: "drop1" type: "Dropout" bottom: "pool1" top: "pool1" dropout_param {{ dropout_ratio: 0.5 }} }}
-layer {{ name: "score_fr" type: "Convolution" bottom: "pool1" top: "score_fr" convolution_param {{ num_output: 3 kernel_size: 1 }} }}
+layer {{ name: "score_fr" type: "Convolution" bottom: "pool1" top: "score_fr"
+        convolution_param {{ num_output: 3 kernel_size: 1 }} }}
 layer {{ name: "upscore" type: "Deconvolution" bottom: "score_fr" top: "upscore" param {{ lr_mult: 0 }}
         convolution_param {{ num_output: 3 kernel_size: 4 stride: 2 bias_term: false }} }}
 layer {{ name: "score" type: "Crop" bottom: "upscore" bottom: "data" top: "score" crop_param {{ axis: 2 offset: 9 }} }}

@@ -81,7 +81,7 @@ def test_out_of_range_label_names_file_and_value(tmp_path):
     with pytest.raises(ValueError) as e:
         run(folder_layer(root))
     text = str(e.value)
-    assert "SegFolderData layer 'data'" in text and "1 of 2 label file(s)" in text
+    assert "SegFolderData layer 'data'" in text and "1 of 2 sample(s)" in text
     assert f"{root / 'labels' / 'bad.png'} holds value(s) 7 outside [0, 3)" in text and "raise num_classes" in text
 
 

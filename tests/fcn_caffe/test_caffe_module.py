@@ -83,8 +83,9 @@ def test_set_random_seed_repeats_data_shuffling(caffe, tmp_path, monkeypatch):
     with h5py.File(tmp_path / "rows.h5", "w") as f:
         f["data"] = np.arange(16, dtype=np.float32).reshape(16, 1)
     (tmp_path / "rows.txt").write_text("rows.h5\n")
-    path = write(tmp_path / "shuffled.prototxt", "layer { name: 'data' type: 'HDF5Data' top: 'data' "
-                                                 "hdf5_data_param { source: 'rows.txt' batch_size: 16 shuffle: true } }")
+    path = write(tmp_path / "shuffled.prototxt",
+                 "layer { name: 'data' type: 'HDF5Data' top: 'data' "
+                 "hdf5_data_param { source: 'rows.txt' batch_size: 16 shuffle: true } }")
 
     def order(seed):
         caffe.set_random_seed(seed)

@@ -86,6 +86,18 @@ def test_release_blobs_frees_what_no_later_layer_reads_and_keeps_the_answers():
         net.backward()
 
 
+def test_release_blobs_keeps_no_more_arrays_when_every_input_has_another_shape():
+    """Shift-and-stitch and inference on images of many sizes reshape the net every pass: the pool of freed
+    arrays stays one array per freed blob instead of growing by one each pass."""
+    net = Net(DEPLOY)
+    net.release_blobs = True
+    sizes = []
+    for k in range(12):
+        net.forward(data=rng.normal(size=(2, 3, 17 + k, 19 - k % 5)))
+        sizes.append(len(net._spare))
+    assert max(sizes) <= 4 and len(set(sizes[6:])) == 1             # at most the freed blobs' arrays, steady
+
+
 def test_release_blobs_is_ignored_in_train_phase():
     net = Net(DEPLOY, phase="TRAIN")
     net.release_blobs = True

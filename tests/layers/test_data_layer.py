@@ -9,7 +9,8 @@ import numpy
 import pytest
 from PIL import Image
 
-from layers import Net, backend, hdf5_data
+from layers import Net, backend
+from layers.rng import seed
 from netspec import caffe_pb2
 
 cv2 = pytest.importorskip("cv2")
@@ -115,14 +116,14 @@ def test_encoded_records_decode_as_imdecode(lmdb, tmp_path, monkeypatch, force, 
 
 
 def test_rand_skip_and_fast_forward(raw_db):
-    hdf5_data.seed(4)
+    seed(4)
     net = Net(net_text("raw_lmdb", batch=1, rand_skip=3), phase="TRAIN")
     assert forward(net)[1].tolist() == [10 + int(numpy.random.default_rng(4).integers(2 ** 32)) % 3]
     text = net_text("raw_lmdb", batch=3, transform="transform_param { mirror: true crop_size: 4 }")
-    hdf5_data.seed(6)
+    seed(6)
     read = Net(text, phase="TRAIN")
     expected = [forward(read) for _ in range(5)][2:]
-    hdf5_data.seed(6)
+    seed(6)
     skipped = Net(text, phase="TRAIN")
     skipped.layers[0].fast_forward(2)
     for (data, label), (want_data, want_label) in zip([forward(skipped) for _ in range(3)], expected):

@@ -4,8 +4,8 @@ loops of data_transformer.cpp written out here (crop offsets, mirror, (x - mean)
 import numpy
 import pytest
 
-from layers import hdf5_data
-from layers.data_transformer import CaffeRNG, DataTransformer
+from layers.data_transformer import DataTransformer
+from layers.rng import CaffeRNG, seed
 from layers.image_data import ImageDataLayer
 from netspec import caffe_pb2
 from netspec import io as netio
@@ -84,7 +84,7 @@ IMAGE = numpy.random.default_rng(3).integers(0, 256, (3, 7, 9), dtype=numpy.uint
 def test_train_transform_equals_caffes_loops(tmp_path, mirror, crop, mean_kind):
     mean = numpy.random.default_rng(4).uniform(0, 255, IMAGE.shape).astype(numpy.float32)
     values = {"values": [104.0, 117.0, 123.0], "value": [110.5]}.get(mean_kind, [])
-    hdf5_data.seed(21)
+    seed(21)
     t = make(tmp_path, "TRAIN", mean if mean_kind == "file" else None, scale=0.017, mirror=mirror,
              crop_size=crop, **({"mean_value": values} if values else {}))
     got = [t(IMAGE) for _ in range(3)]
@@ -104,7 +104,7 @@ def test_test_phase_crops_the_centre_and_draws_only_for_mirror():
     t = make(phase="TEST", crop_size=4)
     assert t.rng is None
     assert numpy.array_equal(t(IMAGE), caffe_loops(IMAGE, crop=4, h_off=1, w_off=2))   # (7-4)//2, (9-4)//2
-    hdf5_data.seed(5)
+    seed(5)
     t = make(phase="TEST", crop_size=4, mirror=True)
     flips = caffe_draws(5, 4, [2] * 4)
     for flip in flips:
@@ -119,11 +119,11 @@ def test_mean_is_subtracted_before_scaling_and_float_data_passes_through(tmp_pat
 
 
 def test_skip_draws_what_transforming_draws():
-    hdf5_data.seed(9)
+    seed(9)
     a = make(mirror=True, crop_size=3)
     for _ in range(5):
         a(IMAGE)
-    hdf5_data.seed(9)
+    seed(9)
     b = make(mirror=True, crop_size=3)
     b.skip(5)
     assert numpy.array_equal(a(IMAGE), b(IMAGE))

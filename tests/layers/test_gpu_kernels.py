@@ -17,39 +17,9 @@ from layers.pooling import max_pool_backward_gpu, max_pool_forward_gpu
 from layers.softmax_with_loss import softmax_loss_backward_gpu, softmax_loss_forward_gpu
 from solver import sgd
 from tests import cuda_sim
-from tests.conftest import gpu
 from tests.gradient_check import make_layer, run_layer
 
 rng = numpy.random.default_rng(8)
-
-
-class Runner:
-    """Calls a kernel function on numpy arguments: as they are ('sim') or moved to the GPU and back ('gpu')."""
-
-    def __init__(self, kind):
-        self.kind = kind
-
-    def put(self, a):
-        return backend.to_gpu(a) if self.kind == "gpu" and isinstance(a, numpy.ndarray) else a
-
-    def get(self, a):
-        if isinstance(a, tuple):
-            return tuple(self.get(x) for x in a)
-        return backend.to_cpu(a) if backend.is_gpu(a) else a
-
-    def __call__(self, fn, *args):
-        moved = [self.put(a) for a in args]
-        result = fn(*moved)
-        return [self.get(a) for a in moved], self.get(result)
-
-
-@pytest.fixture(params=["sim", pytest.param("gpu", marks=gpu)])
-def run(request, monkeypatch):
-    if request.param == "sim":
-        if not cuda_sim.have_compiler():
-            pytest.skip("needs a C++ compiler (g++) to run the kernels' source on the CPU")
-        monkeypatch.setattr(backend, "elementwise", cuda_sim.SimKernel)
-    return Runner(request.param)
 
 
 # (N, C, H, W, kernel, stride, pad, dilation)
@@ -169,7 +139,7 @@ def test_sgd_update_kernel_matches_the_solver_arithmetic(run, dtype):
     data, diff, history = (rng.normal(size=(7, 9)).astype(dtype) for _ in range(3))
     t = numpy.dtype(dtype).type
     momentum, rate, decay = t(numpy.float32(0.99)), t(numpy.float32(1e-3)), t(numpy.float32(5e-4))
-    # the twin: Solver.regularize (L2), SGDSolver.compute_update_value, then the net update
+    # the twin: Update.regularize (L2), SGD.compute, then Update.apply's data -= diff (solver/update.py, sgd.py)
     d, g, h = data.copy(), diff.copy(), history.copy()
     g += decay * d
     h *= momentum

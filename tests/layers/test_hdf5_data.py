@@ -4,7 +4,8 @@ import h5py
 import numpy
 import pytest
 
-from layers import Net, backend, hdf5_data
+from layers import Net, backend
+from layers.rng import seed
 
 
 def write_h5(path, rows, start=0, extra=None):
@@ -49,14 +50,14 @@ def test_rows_in_order_across_files_and_wrapping(two_files, monkeypatch):
 
 def test_shuffle_visits_every_row_once_per_pass(two_files, monkeypatch):
     monkeypatch.chdir(two_files)
-    hdf5_data.seed(5)
+    seed(5)
     net = Net(net_text("list.txt", batch=1, shuffle=True), phase="TRAIN")
     seen = [float(b[0]) for b in batches(net, 15)]
     for k in range(3):                         # each pass reads all 5 rows, a whole file at a time
         one_pass = seen[5 * k:5 * k + 5]
         assert sorted(one_pass[:3]) == [0, 1, 2] or sorted(one_pass[:2]) == [100, 101]
         assert sorted(one_pass) == [0, 1, 2, 100, 101]
-    hdf5_data.seed(5)
+    seed(5)
     again = Net(net_text("list.txt", batch=1, shuffle=True), phase="TRAIN")
     assert [float(b[0]) for b in batches(again, 15)] == seen        # seeded: repeatable
     assert seen[:5] != [0, 1, 2, 100, 101] or seen[5:10] != [0, 1, 2, 100, 101]
@@ -66,10 +67,10 @@ def test_shuffle_visits_every_row_once_per_pass(two_files, monkeypatch):
 @pytest.mark.parametrize("skip", [0, 1, 2, 3, 7, 12])
 def test_fast_forward_equals_that_many_forwards(two_files, monkeypatch, shuffle, skip):
     monkeypatch.chdir(two_files)
-    hdf5_data.seed(11)
+    seed(11)
     read = Net(net_text("list.txt", batch=2, shuffle=shuffle), phase="TRAIN")
     expected = batches(read, skip + 4)[skip:]
-    hdf5_data.seed(11)
+    seed(11)
     skipped = Net(net_text("list.txt", batch=2, shuffle=shuffle), phase="TRAIN")
     skipped.layers[0].fast_forward(skip)
     assert [b.tolist() for b in batches(skipped, 4)] == [b.tolist() for b in expected]

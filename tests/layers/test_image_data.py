@@ -5,8 +5,8 @@ import numpy
 import pytest
 from PIL import Image
 
-from layers import Net, hdf5_data
-from layers.data_transformer import CaffeRNG
+from layers import Net
+from layers.rng import CaffeRNG, seed
 
 cv2 = pytest.importorskip("cv2")
 
@@ -65,7 +65,7 @@ def test_resize_grey_and_transform(folder):
 
 
 def test_shuffle_is_caffes_and_repeats_with_the_seed(folder):
-    hdf5_data.seed(3)
+    seed(3)
     net = Net(net_text("list.txt", batch=5, root="img/", shuffle=True), phase="TRAIN")
     first, second = forward(net)[1].tolist(), forward(net)[1].tolist()
     expected = list(range(10, 15))
@@ -74,13 +74,13 @@ def test_shuffle_is_caffes_and_repeats_with_the_seed(folder):
     assert first == expected
     rng.shuffle(expected)                                     # reshuffled at the wrap
     assert second == expected and sorted(second) == list(range(10, 15))
-    hdf5_data.seed(3)
+    seed(3)
     again = Net(net_text("list.txt", batch=5, root="img/", shuffle=True), phase="TRAIN")
     assert forward(again)[1].tolist() == first
 
 
 def test_rand_skip_starts_at_a_drawn_line(folder):
-    hdf5_data.seed(8)
+    seed(8)
     net = Net(net_text("list.txt", batch=1, root="img/", rand_skip=4), phase="TRAIN")
     skip = int(numpy.random.default_rng(8).integers(2 ** 32)) % 4
     assert forward(net)[1].tolist() == [10 + skip]
@@ -90,10 +90,10 @@ def test_rand_skip_starts_at_a_drawn_line(folder):
 def test_fast_forward_equals_that_many_forwards(folder, skip):
     text = net_text("list.txt", batch=2, root="img/", shuffle=True,
                     transform="transform_param { mirror: true crop_size: 4 }")
-    hdf5_data.seed(11)
+    seed(11)
     read = Net(text, phase="TRAIN")
     expected = [forward(read) for _ in range(skip + 3)][skip:]
-    hdf5_data.seed(11)
+    seed(11)
     skipped = Net(text, phase="TRAIN")
     skipped.layers[0].fast_forward(skip)
     for (data, label), (want_data, want_label) in zip([forward(skipped) for _ in range(3)], expected):

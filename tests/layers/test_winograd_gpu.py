@@ -10,7 +10,6 @@ from tests import cuda_sim
 from tests.conftest import gpu
 from tests.golden import assert_close
 from tests.gradient_check import make_layer, run_layer
-from tests.layers.test_gpu_kernels import run  # noqa: F401  (the fixture: 'sim' and 'gpu' kernel runners)
 
 rng = numpy.random.default_rng(31)
 

@@ -16,6 +16,7 @@ from tests.conftest import REFERENCE, ROOT
 
 ZOO = ROOT / "prototxt"
 MODELS = sorted(p.name for p in ZOO.iterdir() if (p / "net.py").is_file())
+ILSVRC = sorted(str(p.parent.relative_to(ZOO)) for p in ZOO.glob("ilsvrc-nets/*/net.py"))   # the classifiers
 VOC_REFERENCE = ["voc-fcn32s", "voc-fcn16s", "voc-fcn8s", "voc-fcn8s-atonce"]
 NETS = sorted(str(p.relative_to(ZOO)) for p in ZOO.glob("*/*.prototxt") if p.name != "solver.prototxt")
 CLASSES = {"voc": 21, "nyud": 40, "pascalcontext": 60, "siftflow": 33}
@@ -23,7 +24,7 @@ CHANNELS = {"data": 3, "color": 3, "hha": 3, "depth": 1}     # input tops; label
 
 
 def load_net_py(model):
-    spec = importlib.util.spec_from_file_location(f"zoo_net_{model.replace('-', '_')}", ZOO / model / "net.py")
+    spec = importlib.util.spec_from_file_location("zoo_net_" + re.sub(r"\W", "_", model), ZOO / model / "net.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -39,10 +40,13 @@ def test_the_zoo_has_every_model():
         "siftflow-fcn32s", "siftflow-fcn16s", "siftflow-fcn8s",
         "nyud-fcn32s-color", "nyud-fcn32s-hha", "nyud-fcn32s-color-d", "nyud-fcn32s-color-hha",
         "nyud-fcn16s-color-hha", "pascalcontext-fcn32s", "pascalcontext-fcn16s", "pascalcontext-fcn8s"])
+    assert ILSVRC == [f"ilsvrc-nets/{name}" for name in sorted([
+        "alexnet", "caffenet", "vgg16", "vgg19", "googlenet", "resnet-50", "resnet-101", "resnet-152",
+        "squeezenet-v1.1", "mobilenet-v1"])]
     assert (ZOO / "README.md").is_file()
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", MODELS + ILSVRC)
 def test_regenerating_changes_nothing(model, tmp_path):
     written = load_net_py(model).make_net(tmp_path)
     committed = sorted(p.name for p in (ZOO / model).glob("*.prototxt"))
@@ -52,22 +56,25 @@ def test_regenerating_changes_nothing(model, tmp_path):
             f"prototxt/{model}/{name} is stale: run python prototxt/{model}/net.py and commit the result"
 
 
-def test_net_py_runs_as_a_script_from_anywhere_and_writes_beside_itself(tmp_path):
-    copy = tmp_path / "zoo" / "voc-fcn8s"
+@pytest.mark.parametrize("model", ["voc-fcn8s", "ilsvrc-nets/alexnet"])
+def test_net_py_runs_as_a_script_from_anywhere_and_writes_beside_itself(tmp_path, model):
+    copy = tmp_path / "zoo" / model
     copy.mkdir(parents=True)
-    shutil.copy(ZOO / "zoo.py", copy.parent)
-    shutil.copy(ZOO / "voc-fcn8s" / "net.py", copy)
+    shutil.copy(ZOO / "zoo.py", tmp_path / "zoo")
+    shutil.copy(ZOO / model / "net.py", copy)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     subprocess.run([sys.executable, str(copy / "net.py")], cwd=elsewhere, env=env, check=True)
     assert not list(elsewhere.iterdir())
-    for name in ("train", "val", "deploy", "solver"):
-        assert (copy / f"{name}.prototxt").read_text() == (ZOO / "voc-fcn8s" / f"{name}.prototxt").read_text()
+    committed = sorted(p.name for p in (ZOO / model).glob("*.prototxt"))
+    assert sorted(p.name for p in copy.glob("*.prototxt")) == committed
+    for name in committed:
+        assert (copy / name).read_text() == (ZOO / model / name).read_text()
 
 
 def test_no_crop_offset_is_written_by_hand():
-    for path in [ZOO / "zoo.py", *ZOO.glob("*/net.py")]:
+    for path in [ZOO / "zoo.py", *ZOO.rglob("net.py")]:
         source = path.read_text()
         assert not re.search(r"offset\s*=|L\.Crop\(|crop_param", source), f"{path}: a hand-written crop"
 

@@ -2,6 +2,7 @@
 an uninterrupted run ends), SIGINT (snapshot and clean stop), SIGHUP (snapshot and go on), and its errors."""
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -148,3 +149,48 @@ def test_weights_flag_loads_each_comma_separated_file_in_order(tmp_path, monkeyp
             numpy.testing.assert_array_equal(got, want)
     assert main(["solver.prototxt", "--weights", "a.caffemodel,missing.caffemodel"]) == 1
     assert "weights file 'missing.caffemodel' not found" in capsys.readouterr().err
+
+
+def test_an_unwritable_snapshot_prefix_is_refused_before_the_first_iteration(tmp_path):
+    (tmp_path / "blocker").write_text("a file where the snapshot folder should be\n")
+    make_tiny(tmp_path, snapshot_prefix='"blocker/snap/tiny"', snapshot=0)      # only the final snapshot
+    proc = run(["solver.prototxt"], tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("E")]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"cannot write snapshots to {tmp_path / 'blocker' / 'snap'} (snapshot_prefix \"blocker/snap/tiny\"): "
+        f"{tmp_path / 'blocker'} is a file, not a folder")
+    assert "] Iteration" not in proc.stderr                     # refused before training, not after it
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_abandoned_temporaries_go_at_start_and_a_failed_ctrl_c_snapshot_says_why(tmp_path):
+    make_tiny(tmp_path, max_iter=10 ** 7, test_interval=10 ** 6, snapshot=0)
+    (tmp_path / "snap").mkdir()
+    abandoned = [".tiny_iter_4.caffemodel.0123456789ab.tmp", ".tiny_iter_4.solverstate.h5.abcdef012345.tmp"]
+    kept = [".other_iter_4.caffemodel.0123456789ab.tmp", "notes.tmp", "tiny_iter_2.caffemodel"]
+    for name in abandoned + kept:
+        (tmp_path / "snap" / name).write_bytes(b"partial")
+    proc = subprocess.Popen([sys.executable, "-m", "solver", "solver.prototxt"], cwd=tmp_path, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        wait_for(proc, "] Iteration 3 (", lines)
+        assert sorted(os.listdir(tmp_path / "snap")) == sorted(kept)         # removed at start, nothing else
+        for name in kept:
+            (tmp_path / "snap" / name).unlink()
+        (tmp_path / "snap").rmdir()
+        (tmp_path / "snap").write_text("the snapshot folder became a file\n")
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = "".join(lines) + rest
+    assert sum(f"Removed {tmp_path / 'snap' / name}, left by an interrupted snapshot" in log
+               for name in abandoned) == 2
+    assert proc.returncode == 1 and "Traceback" not in log
+    error = next(line for line in log.splitlines() if line.startswith("E"))
+    assert re.search(rf"cannot write the snapshot {re.escape(str(tmp_path / 'snap'))}/tiny_iter_\d+\.caffemodel: "
+                     rf"its folder cannot be created \(snapshot_prefix \"snap/tiny\"\): "
+                     rf"{re.escape(str(tmp_path / 'snap'))} is a file, not a folder$", error), error

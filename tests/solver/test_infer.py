@@ -3,7 +3,7 @@ import numpy
 import pytest
 from PIL import Image
 
-from layers import Net, fillers
+from layers import Net, rng
 from solver.infer import VOC_MEAN, main
 from solver.palette import colorize, decode_color, label_image, overlay, voc_palette
 from tests.conftest import FIXTURES
@@ -21,7 +21,7 @@ layer {{ name: "score" type: "Convolution" bottom: "data" top: "score"
 def tiny_net(tmp_path, n):
     deploy = tmp_path / f"deploy{n}.prototxt"
     deploy.write_text(DEPLOY.format(n=n))
-    fillers.seed(n)
+    rng.seed(n)
     net = Net(str(deploy))
     weights = tmp_path / f"tiny{n}.caffemodel"
     net.save(str(weights))

@@ -275,30 +275,38 @@ def test_restore_into_a_solver_that_already_ran(case, tmp_path):
     assert_same_params(params_of(used.net), params_of(straight.net), exact=True)
 
 
-@pytest.mark.parametrize("form", ["native", "python"])
-def test_resume_with_fcns_dataset_layer_equals_uninterrupted(tmp_path, form):
-    """VOCSegData in random order (the train split): restoring fast-forwards it, natively or as a Python layer."""
+def resume_with_voc_data(folder, form="native", between="", label="label"):
+    """A net on VOC-layout data in random order (VOCSegData, `form` native or python), with the layers `between`
+    the data and the loss (whose label is `label`): trained 7 iterations straight, and 4 + snapshot + restore + 3.
+    Returns (straight solver, resumed solver, the snapshot's solverstate)."""
     from tests.data.test_voc_layers import MEAN, make_voc, tiny_samples
     samples = tiny_samples(4, numpy.random.default_rng(1))
-    root = make_voc(tmp_path / "VOC", [s[0] for s in samples], split="train", extra=samples)
+    root = make_voc(folder / "VOC", [s[0] for s in samples], split="train", extra=samples)
     params = f"{{'voc_dir': '{root}', 'split': 'train', 'mean': {MEAN}, 'seed': 11}}"
     data = (f'type: "VOCSegData" python_param {{ param_str: "{params}" }}' if form == "native" else
             f'type: "Python" python_param {{ module: "voc_layers" layer: "VOCSegDataLayer" param_str: "{params}" }}')
-    (tmp_path / "train.prototxt").write_text(
-        f'layer {{ name: "data" {data} top: "data" top: "label" }}\n'
+    (folder / "train.prototxt").write_text(
+        f'layer {{ name: "data" {data} top: "data" top: "label" }}\n' + between +
         'layer { name: "score" type: "Convolution" bottom: "data" top: "score" convolution_param { num_output: 5 '
         'kernel_size: 1 weight_filler { type: "gaussian" std: 0.01 } } }\n'
-        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss" '
+        f'layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "{label}" top: "loss" '
         'loss_param { ignore_label: 255 } }\n')
-    (tmp_path / "solver.prototxt").write_text(
+    (folder / "solver.prototxt").write_text(
         'train_net: "train.prototxt"\nbase_lr: 0.001\nlr_policy: "fixed"\nmomentum: 0.9\nmax_iter: 9\n'
         'display: 0\nrandom_seed: 5\nsnapshot_prefix: "snap"\n')
-    straight = get_solver(str(tmp_path / "solver.prototxt"))
+    straight = get_solver(str(folder / "solver.prototxt"))
     straight.step(7)
-    stopped = get_solver(str(tmp_path / "solver.prototxt"))
+    stopped = get_solver(str(folder / "solver.prototxt"))
     stopped.step(4)
     _, state = stopped.snapshot()
-    resumed = get_solver(str(tmp_path / "solver.prototxt"))
+    resumed = get_solver(str(folder / "solver.prototxt"))
     resumed.restore(state)
     resumed.step(3)
+    return straight, resumed, state
+
+
+@pytest.mark.parametrize("form", ["native", "python"])
+def test_resume_with_fcns_dataset_layer_equals_uninterrupted(tmp_path, form):
+    """VOCSegData in random order (the train split): restoring fast-forwards it, natively or as a Python layer."""
+    straight, resumed, _ = resume_with_voc_data(tmp_path, form)
     assert_same_params(params_of(resumed.net), params_of(straight.net), exact=True)

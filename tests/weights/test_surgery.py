@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
-from layers import Net, backend, fillers
+from layers import Net, backend, fillers, rng
 from netspec import io
 from tests.weights import toy_nets
 from weights import caffemodel, surgery
 
 
 def seeded(prototxt, seed):
-    fillers.seed(seed)
+    rng.seed(seed)
     return Net(prototxt)
 
 
