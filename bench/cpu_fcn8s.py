@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy
 
 ROOT = Path(__file__).resolve().parent.parent
-NETS = [ROOT / "prototxt" / "voc-fcn8s", ROOT.parent / "shared" / "reference" / "fcn-prototxt" / "voc-fcn8s"]
+NETS = [ROOT / "prototxt" / "voc-fcn8s", ROOT / "tests" / "vectors" / "reference" / "fcn-prototxt" / "voc-fcn8s"]
 SEED = 1701
 SCORE_RTOL = 1e-4
 

@@ -3,7 +3,8 @@
 The paper's Figure 5 on the demo's data: FCN-32s trained from the convolutionalized classifier with loss sampling
 at each rate p (layers/data/loss_sampling.py: each 32 x 32 loss cell kept with probability p, batches 1/p times
 larger so that the expected number of cells per iteration stays the same), the same number of iterations each.
-Every K iterations the whole val set's loss (unsampled) is measured; training time excludes these evaluations.
+Every K iterations the whole val set's loss (unsampled) is measured; training time (wall and this process's CPU
+time) excludes these evaluations.
 Writes DIR/sampling.png (val loss against iterations, images seen and seconds), DIR/sampling.json and
 DIR/sampling.md. Reuses DIR's data and classifier from `python -m demo`, or makes them first.
 """
@@ -24,6 +25,7 @@ def prepare(paths, config, seed, device, log):
     if os.path.isfile(paths.model("classifier-conv")) and os.path.isdir(paths.data):
         log(f"using {paths.data} and {paths.model('classifier-conv')} (made by python -m demo)")
         return
+    os.makedirs(paths.models, exist_ok=True)          # the classifier's snapshots go there
     pipeline.make_data(paths, config, seed, log)
     pipeline.write_nets(paths.nets, paths.out, config, seed)
     weights, _, _ = pipeline.pretrain(paths, config, device, log)
@@ -52,17 +54,19 @@ def train_at(rate, paths, config, seed, device, iters, every, log):
     try:
         solver = get_solver(os.path.join(folder, "demo-fcn32s", "solver.prototxt"), device=device)
         surgery.handoff(solver.net, paths.model("classifier-conv"))
-        curve, seconds = [], 0.0
+        curve, seconds, cpu_seconds = [], 0.0, 0.0
         while True:
             curve.append({"iteration": solver.iter, "images": solver.iter * batch, "seconds": seconds,
-                          "val_loss": val_loss(solver), "train_loss": solver.smoothed_loss})
+                          "cpu_seconds": cpu_seconds, "val_loss": val_loss(solver),
+                          "train_loss": solver.smoothed_loss})
             log(f"  p = {rate:g} (batch {batch}): iter {solver.iter}, {seconds:.0f} s, val loss "
                 f"{curve[-1]['val_loss']:.4f}")
             if solver.iter >= iters:
                 return curve
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             solver.step(min(every, iters - solver.iter))
             seconds += time.perf_counter() - start
+            cpu_seconds += time.process_time() - cpu_start      # what other work on the machine does not inflate
     finally:
         solver_log.setLevel(level)
 
@@ -77,12 +81,13 @@ def write_results(paths, curves, rates):
     line_chart(panels, os.path.join(paths.out, "sampling.png"), y_label="val loss")
     with open(os.path.join(paths.out, "sampling.json"), "w") as f:
         json.dump({names[r]: curves[r] for r in rates}, f, indent=2)
-    lines = ["| p | batch | val loss at start | val loss at the end | images seen | training time |", "|---" * 6 + "|"]
+    lines = ["| p | batch | val loss at start | val loss at the end | images seen | training time | CPU time |",
+             "|---" * 7 + "|"]
     for r in rates:
         first, last = curves[r][0], curves[r][-1]
         batch = last["images"] // max(1, last["iteration"])
         lines.append(f"| {r:g} | {batch} | {first['val_loss']:.3f} | {last['val_loss']:.3f} | {last['images']} | "
-                     f"{last['seconds']:.0f} s |")
+                     f"{last['seconds']:.0f} s | {last['cpu_seconds']:.0f} s |")
     table = "\n".join(lines)
     with open(os.path.join(paths.out, "sampling.md"), "w") as f:
         f.write("# Loss sampling (section 3.4, Figure 5) on the demo's data\n\n" + table + "\n\n![](sampling.png)\n")

@@ -89,10 +89,15 @@ def memory_bytes(xp=numpy):
     for numpy, the current device's total memory for CuPy. Used to refuse impossible sizes before allocating."""
     if xp is not numpy and cupy is not None:
         try:
-            return int(cupy.cuda.Device().mem_info[1])
+            return _gpu_bytes(cupy.cuda.Device().id)
         except Exception:                   # the stand-in CuPy of the tests, or no device: fall back to RAM
             pass
     return _ram_bytes()
+
+
+@functools.lru_cache(maxsize=None)
+def _gpu_bytes(device_id):
+    return int(cupy.cuda.Device(device_id).mem_info[1])
 
 
 @functools.lru_cache(maxsize=None)

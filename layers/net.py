@@ -593,7 +593,10 @@ def _named(error, lp):
         msg = f"{lp.type} layer '{lp.name}': {msg}"
     if isinstance(error, MemoryError) and not isinstance(error, MemoryLimitError):
         return MemoryLimitError(f"{msg} (out of memory)")
-    return type(error)(msg)
+    try:
+        return type(error)(msg)
+    except Exception:                      # a type not made from one message (UnicodeDecodeError, ...)
+        return ValueError(msg)
 
 
 def _new_bytes(blob, counted):

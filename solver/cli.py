@@ -62,6 +62,16 @@ def describe(error):
     return str(error).strip()
 
 
+def prefixed(error, prefix):
+    """`error` again, its message led by `prefix` (the image or file it is about); a ValueError when its type
+    cannot be made from one message."""
+    message = f"{prefix}: {error}"
+    try:
+        return type(error)(message)
+    except Exception:
+        return MemoryLimitError(message) if isinstance(error, MemoryError) else ValueError(message)
+
+
 def require_file(path, what):
     """Refuse, naming `what` and `path`, an input file that is missing, a folder, empty or unreadable."""
     if os.path.isdir(path):

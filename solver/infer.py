@@ -82,6 +82,23 @@ def first_input_shape(param, size):
     return {}
 
 
+def deploy_net(definition, weights, device, image, size):
+    """The deploy net `definition` (a path or NetParameter) built at the (W, H) `size` of `image`, not at its
+    declared input size, then given `weights`. A layer that cannot take that size raises an error naming the image."""
+    from layers import Net
+    from netspec.errors import CaffeFormatError
+    from netspec.io import read_net
+    shapes = first_input_shape(read_net(definition), size)
+    try:
+        net = Net(definition, phase="TEST", device=device, input_shapes=shapes)
+    except (ValueError, MemoryError) as e:              # a layer that does not fit this image, not the net itself
+        if not shapes or isinstance(e, CaffeFormatError):
+            raise
+        raise cli.prefixed(e, f"{image} ({size[0]} x {size[1]})") from None
+    net.copy_from(weights)
+    return net
+
+
 def input_blob(net, input_name=None):
     if input_name:
         return input_name
@@ -130,8 +147,6 @@ def output_names(paths, out, inputs=()):
 def main(argv=None):
     """The command line; returns [(image, label path, overlay path or None, seconds)]. Errors raise (the command
     reports them through solver.cli.run)."""
-    from layers import Net
-    from netspec.io import read_net
     parser = argparse.ArgumentParser(prog="python -m solver.infer", description=__doc__.split("\n\n")[0])
     parser.add_argument("deploy", help="deploy prototxt (an Input layer feeding the net)")
     parser.add_argument("weights", help=".caffemodel or .caffemodel.h5")
@@ -181,8 +196,7 @@ def main(argv=None):
         from solver.shift_stitch import infer_dense
         offset = input_map(args.deploy, dense)[1]
     definition = rarefy(args.deploy, dense) if args.rarefy else args.deploy
-    net = Net(definition, phase="TEST", weights=args.weights, device=args.gpu,
-              input_shapes=first_input_shape(read_net(definition), sizes[0]))
+    net = deploy_net(definition, args.weights, args.gpu, images[0], sizes[0])
     net.release_blobs = True            # free activations no later layer reads: inference needs a fraction
     layer = score_blob(net, dense or args.layer)
     n_cl = net.blobs[layer].channels
@@ -191,8 +205,11 @@ def main(argv=None):
     try:
         for path, (label_path, overlay_path) in zip(images, outputs):
             rgb = load_image(path, args.max_pixels)
-            label, seconds = (infer_dense(net, rgb, mean, layer, offset, shifted=bool(args.shift_and_stitch))
-                              if dense else infer(net, rgb, mean, layer))
+            try:
+                label, seconds = (infer_dense(net, rgb, mean, layer, offset, shifted=bool(args.shift_and_stitch))
+                                  if dense else infer(net, rgb, mean, layer))
+            except (ValueError, MemoryError) as e:      # the net cannot take this image: name it
+                raise cli.prefixed(e, f"{path} ({rgb.shape[1]} x {rgb.shape[0]})") from None
             cli.publish(label_path, lambda tmp: label_image(label, palette).save(tmp, format="PNG"), args.overwrite)
             if label.shape == rgb.shape[:2]:
                 vis = Image.fromarray(overlay(rgb, label, palette, args.alpha))

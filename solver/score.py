@@ -201,7 +201,11 @@ def score_folder(net, samples, mean=VOC_MEAN, layer=None, input_name=None, save_
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
     for sample_id, image_path, label_path in samples:
-        prediction, _ = infer(net, load_image(image_path, max_pixels), mean, layer=layer, input_name=input_name)
+        rgb = load_image(image_path, max_pixels)
+        try:
+            prediction, _ = infer(net, rgb, mean, layer=layer, input_name=input_name)
+        except (ValueError, MemoryError) as e:      # the net cannot take this image: name it
+            raise cli.prefixed(e, f"{image_path} ({rgb.shape[1]} x {rgb.shape[0]})") from None
         label = read_label(label_path, max_pixels)
         if label.shape != prediction.shape:
             raise ValueError(f"label {label_path} is {label.shape} but image {image_path} is {prediction.shape}")
@@ -240,7 +244,7 @@ def main(argv=None):
     """The command line; returns the scores dict. Errors raise (the command reports them through solver.cli.run)."""
     from layers import Net
     from netspec.io import read_net
-    from solver.infer import first_input_shape, parse_mean
+    from solver.infer import deploy_net, parse_mean
     parser = argparse.ArgumentParser(prog="python -m solver.score", description=__doc__.split("\n\n")[0])
     parser.add_argument("net", help="a val/test prototxt with a data layer, or a deploy prototxt with an Input")
     parser.add_argument("weights", help=".caffemodel or .caffemodel.h5")
@@ -279,8 +283,7 @@ def main(argv=None):
         _check_save(args, ids, [p for _, image, label in samples for p in (image, label)])
         with open_image(samples[0][1], args.max_pixels, "give --max-pixels {pixels} to read it") as im:
             size = im.size                  # the net is built at the first image's size, not its declared one
-        net = Net(args.net, phase="TEST", weights=args.weights, device=args.gpu,
-                  input_shapes=first_input_shape(read_net(args.net), size))
+        net = deploy_net(args.net, args.weights, args.gpu, samples[0][1], size)
         hist = score_folder(net, samples, mean, args.layer, save_dir=args.save, stray=stray,
                             max_pixels=args.max_pixels)
         if not hist.sum():

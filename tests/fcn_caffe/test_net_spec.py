@@ -85,8 +85,6 @@ def test_net_spec_module(caffe):
 
 def test_a_caffe_net_py_prints_the_reference_prototxt(caffe, request):
     """FCN-8s written as FCN's net.py writes it prints what pycaffe printed: the reference train.prototxt."""
-    if not (REFERENCE / "voc-fcn8s" / "train.prototxt").exists():
-        pytest.skip("needs ../shared/reference")
     source = CAFFE_STYLE_NET_PY
     if request.node.callspec.params["caffe"] == "fcn_caffe":
         source = source.replace("import caffe\n", "import fcn_caffe as caffe\n").replace(

@@ -16,7 +16,8 @@ from netspec import caffe_pb2
 from netspec.errors import NetDefinitionError
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-INPUT = 'layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 1 dim: {c} dim: {h} dim: {w} }} }} }}\n'
+INPUT = ('layer {{ name: "data" type: "Input" top: "data" '
+         'input_param {{ shape {{ dim: 1 dim: {c} dim: {h} dim: {w} }} }} }}\n')
 
 
 def net_text(layer, c=3, h=8, w=8):

@@ -2,7 +2,6 @@
 legacy V1 fixtures) and small inline cases."""
 import glob
 import os
-import pathlib
 
 import h5py
 import numpy as np
@@ -13,8 +12,8 @@ from netspec import (
     read_caffemodel, read_caffemodel_h5, read_net, read_solver, read_solverstate, read_weights, to_text,
     write_caffemodel, write_caffemodel_h5, write_solverstate, write_text,
 )
+from tests.conftest import SHARED
 
-SHARED = pathlib.Path(os.environ.get("FCN_SHARED", pathlib.Path(__file__).resolve().parents[3] / "shared"))
 GOLDEN = SHARED / "caffe-golden"
 MODELS = GOLDEN / "models"
 V1_DIR = SHARED / "fixtures/caffemodel/v1_everpeace_caffe_2014"

@@ -1,11 +1,10 @@
 """netspec.rules: Caffe's Net::FilterNet / StateMeetsRule."""
-import os
-import pathlib
 
 import pytest
 
 from netspec import caffe_pb2 as pb, filter_net, read_net, state_meets_rule
 from netspec.errors import NetDefinitionError
+from tests.conftest import SHARED
 
 NET = read_net("""
     name: "rules"
@@ -85,7 +84,6 @@ def test_state_meets_rule_conditions():
     assert state_meets_rule(state, pb.NetStateRule(min_level=0), "layer")  # 0 set explicitly still counts
 
 
-SHARED = pathlib.Path(os.environ.get("FCN_SHARED", pathlib.Path(__file__).resolve().parents[3] / "shared"))
 LENET = SHARED / "fixtures/caffemodel/v1_everpeace_caffe_2014/lenet_train_test.prototxt"
 
 

@@ -1,6 +1,4 @@
 """netspec.splits: Caffe's InsertSplits, checked against the layer/blob names real Caffe produced."""
-import os
-import pathlib
 
 import h5py
 import pytest
@@ -8,8 +6,8 @@ import pytest
 from netspec import caffe_pb2 as pb, filter_net, insert_splits, read_net
 from netspec.errors import NetDefinitionError
 from netspec.splits import split_blob_name, split_layer_name
+from tests.conftest import SHARED
 
-SHARED = pathlib.Path(os.environ.get("FCN_SHARED", pathlib.Path(__file__).resolve().parents[3] / "shared"))
 GOLDEN = SHARED / "caffe-golden"
 
 
