@@ -12,6 +12,8 @@ runs: one Crop of the bottom per window tap, at offset (a*S, b*S), reduced by an
 1 / taps for AVE). A Convolution with one output, the window's dilated extent and zero weights (lr_mult 0) gives
 the Crops their shape (Crop takes its size from a second bottom). Such a pooling must have no pad: Crops cannot
 pad. Layers with params keep their names and shapes, so the original .caffemodel loads into the rarefied net.
+(netspec.coord_map follows such a pooling through its first tap, half a window off its centre: place the dense
+map with input_map on the original net.)
 """
 import collections
 from fractions import Fraction

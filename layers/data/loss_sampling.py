@@ -15,7 +15,8 @@ other cells become `ignore_label`, which the loss leaves out. In TEST the label 
 Random numbers: forward k (counted from setup) draws from numpy's generator seeded with (seed, k), so a seed
 repeats a run whatever the image sizes, and fast_forward(batches), which a solver restoring a snapshot calls,
 only moves k on: the resumed run samples what the uninterrupted one did. Without a 'seed' in param_str, the seed
-is drawn at setup from numpy's global generator, which the solver's random_seed seeds.
+is one draw at setup from the generator the data layers share (layers/rng.py), which the solver's random_seed
+seeds.
 
 It is a Python layer, so real Caffe reads a net that uses it; running it there needs a pycaffe module of this name.
 """
@@ -23,6 +24,7 @@ import numpy
 
 from layers.base import Layer
 from layers.data.seg_data import parse_param_str
+from layers.rng import caffe_rng_rand
 
 
 class LossSamplingLayer(Layer):
@@ -42,7 +44,7 @@ class LossSamplingLayer(Layer):
             raise self.error(f"param_str 'cell' is a cell's side in pixels, a positive int; got {self.cell!r}")
         seed = params["seed"]
         if seed is None:
-            seed = int(numpy.random.randint(2 ** 31))         # the solver's random_seed seeds this generator
+            seed = caffe_rng_rand()                          # as a data layer seeds itself: random_seed decides
         if not isinstance(seed, int) or seed < 0:
             raise self.error(f"param_str 'seed' must be a non-negative int, got {seed!r}")
         self.seed, self.ignore_label = seed, params["ignore_label"]

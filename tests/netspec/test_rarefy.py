@@ -1,6 +1,7 @@
 """Filter rarefaction as a net transform: FCN-32s's strides become dilations with the pads scaled, poolings become
 Crops + Eltwise, the params keep their names and shapes, the coordinates are FCN's, and what cannot be rarefied is
-refused with the layer named. (That the rarefied net computes shift-and-stitch's output: tests/solver/test_shift_stitch.py.)"""
+refused with the layer named. (That the rarefied net computes shift-and-stitch's output:
+tests/solver/test_shift_stitch.py.)"""
 import os
 from fractions import Fraction
 

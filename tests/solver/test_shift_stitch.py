@@ -133,8 +133,7 @@ def test_stitch_refuses_pieces_that_leave_holes():
 
 
 # -------------------------------------------------------------------- python -m solver.infer
-ONE_BY_ONE = ('layer { name: "input" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }\n'
-              + conv("score_px", "data", 4, 1) + pool("score", "score_px", 1, 2))
+ONE_BY_ONE = (INPUT.replace("dim: 2", "dim: 3") + conv("score_px", "data", 4, 1) + pool("score", "score_px", 1, 2))
 
 
 def test_infer_dense_labels_match_the_per_pixel_net(tmp_path):
