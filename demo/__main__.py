@@ -2,7 +2,8 @@
 
 The FCN paper's staged pipeline end to end on synthetic data made here (no downloads): a classifier pretrained
 with `python -m solver`, convolutionalized, then FCN-32s-fixed, FCN-32s, FCN-16s and FCN-8s, each scored on val.
-Writes DIR/results.md, DIR/results.json and DIR/figures/*.png (default DIR: ./demo_out).
+Writes DIR/results.md, DIR/results.json and DIR/figures/*.png (default DIR: ./demo_out), learning curves (each
+stage's training loss and val mean IU over iterations) among them.
 
 `--write-nets DIR` only writes the default configuration's nets (DIR/demo-*/{train,val,solver}.prototxt, data
 paths under demo_out/) and exits: prototxt/demo/ is made this way (python -m demo --write-nets prototxt/demo).

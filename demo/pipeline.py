@@ -8,6 +8,8 @@
     16s, 8s     each initialised from the stage before by weights.surgery.handoff (new score layers at zero,
                 new upsampling bilinear), then trained
 Each stage is scored on val (solver.score's histogram and metrics) and drawn (image, ground truth, prediction).
+Learning curves: each stage's training loss after every iteration and its val mean IU at a few iterations (the
+same scoring, on the val net sharing the weights being trained), into results.json and figures/learning-curves.png.
 Results: OUT/results.md and OUT/results.json, OUT/figures/*.png; nets under OUT/nets, weights under OUT/models.
 
 Training settings: SGD, momentum 0.9, weight decay 5e-4, lr 0.01 at every stage, loss normalised over valid
@@ -28,7 +30,7 @@ import time
 import numpy
 from PIL import Image, ImageDraw
 
-from demo import nets, synthetic
+from demo import nets, plot, synthetic
 
 STAGE_TITLES = {"32s-fixed": "FCN-32s-fixed", "32s": "FCN-32s", "16s": "FCN-16s", "8s": "FCN-8s"}
 INIT_FROM = {"32s-fixed": "classifier-conv", "32s": "classifier-conv", "16s": "fcn32s", "8s": "fcn16s"}
@@ -58,6 +60,7 @@ class Config:
     lr: float = 0.01
     iters: tuple = (("32s-fixed", 200), ("32s", 600), ("16s", 600), ("8s", 600))
     display: int = 50
+    curve_points: int = 4          # val mean IU for the learning curves at iterations 0, 1/4, 2/4, 3/4 (and the end)
     figure_images: int = 4
     max_objects: int = 4           # objects per image: 1 to max_objects
     radius: tuple = synthetic.RADIUS
@@ -292,9 +295,43 @@ def convolutionalize(paths, classifier_weights, log):
     return target, report
 
 
-def train_stage(stage, paths, config, device, log, on_init=None):
+class Curve:
+    """A stage's learning curve while it trains: the solver's smoothed loss after every iteration (the loss it logs;
+    the demo's average_loss is 1, so each iteration's own) and val mean IU at `points` evenly spaced iterations from
+    0 (evaluate: the val net, sharing the weights, over the whole val split; the score at the end is run()'s).
+    The val net reads the split in order and no draw of its data layer or of Dropout (off in TEST) comes from the
+    generators training uses, so the scoring leaves the training trajectory as it is. `seconds`: its cost."""
+
+    def __init__(self, iters, points, n_batches):
+        self.score_at = sorted({iters * k // points for k in range(max(1, points))})
+        self.n_batches = n_batches
+        self.train = []                     # (iteration, loss), iteration counted after the update
+        self.val = []                       # (iteration, mean IU)
+        self.seconds = 0.0
+
+    def score(self, solver):
+        start = time.perf_counter()
+        scores, _ = evaluate(solver, self.n_batches, 0)
+        self.val.append((solver.iter, scores["mean_iu"]))
+        self.seconds += time.perf_counter() - start
+
+    def step(self, solver):
+        self.train.append((solver.iter, float(solver.smoothed_loss)))
+        if solver.iter in self.score_at:
+            self.score(solver)
+
+    def series(self, final_mean_iu=None):
+        """The JSON form: iterations and values, the final score appended when given."""
+        val = self.val + ([(self.train[-1][0] if self.train else 0, final_mean_iu)]
+                          if final_mean_iu is not None else [])
+        return {"train_iteration": [i for i, _ in self.train], "train_loss": [v for _, v in self.train],
+                "val_iteration": [i for i, _ in val], "val_mean_iu": [v for _, v in val],
+                "val_scoring_seconds": self.seconds}
+
+
+def train_stage(stage, paths, config, device, log, on_init=None, curve=None):
     """Build the stage's solver, initialise it from its predecessor (weights.surgery.handoff), train, save.
-    Returns (solver, report, seconds)."""
+    curve: a Curve to record (its scoring time is left out of the seconds). Returns (solver, report, seconds)."""
     import logging
     from solver import get_solver
     from solver.log import get_logger
@@ -312,16 +349,23 @@ def train_stage(stage, paths, config, device, log, on_init=None):
         log(f"{STAGE_TITLES[stage]}: {len(report.copied)} layers from {source}"
             + (f"; new: {', '.join(new)}" if new else ""))
         iters = config.stage_iters(stage)
+        if curve is not None:
+            curve.score(solver)                 # iteration 0: the weights it starts from
+            solver.add_callback(curve.step, "step")
         start = time.perf_counter()
+
+        def scoring():
+            return curve.seconds if curve is not None else 0.0
+        start_scoring = scoring()
 
         def progress(s):
             if s.iter % config.display == 0 or s.iter == iters:
-                rate = s.iter / (time.perf_counter() - start)
+                rate = s.iter / (time.perf_counter() - start - (scoring() - start_scoring))
                 log(f"  {STAGE_TITLES[stage]} iter {s.iter}/{iters}  loss {s.smoothed_loss:.3f}  "
                     f"({rate:.1f} iter/s, {_fmt_time((iters - s.iter) / rate)} left)", detail=True)
         solver.add_callback(progress, "step")
         solver.step(iters)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - (scoring() - start_scoring)
     finally:
         solver_log.setLevel(level)
     os.makedirs(paths.models, exist_ok=True)
@@ -391,6 +435,30 @@ def figures(paths, predictions, keep):
     return written
 
 
+CURVE_WINDOWS = 30          # the learning curves' training loss: means over about this many windows per stage
+
+
+def learning_curves(paths, curves):
+    """figures/learning-curves.png: a column per stage, training loss above (means over windows of 1/30 of the
+    stage's iterations, each plotted at its last iteration: one batch's loss is noisy) and val mean IU below; the
+    stages share each row's scale."""
+    os.makedirs(paths.figures, exist_ok=True)
+    loss, iu = [], []
+    for stage, c in curves.items():
+        pairs = list(zip(c["train_iteration"], c["train_loss"]))
+        width = max(1, len(pairs) // CURVE_WINDOWS)
+        windows = [pairs[k:k + width] for k in range(0, len(pairs), width)]
+        loss.append((f"{STAGE_TITLES[stage]}: training loss", "iterations",
+                     {"loss": [(w[-1][0], sum(v for _, v in w) / len(w)) for w in windows]}))
+        iu.append((f"{STAGE_TITLES[stage]}: val mean IU (%)", "iterations",
+                   {"mean IU": [(i, 100 * v) for i, v in zip(c["val_iteration"], c["val_mean_iu"])
+                                if v is not None and not numpy.isnan(v)]}))
+    path = os.path.join(paths.figures, "learning-curves.png")
+    plot.stack([plot.chart(loss, legend=False),
+                plot.chart(iu, markers=True, colours=plot.COLOURS[1:], legend=False)], path)
+    return path
+
+
 def markdown_table(results):
     lines = ["| stage | " + " | ".join(title for _, title in METRICS) + " | iterations | train time |",
              "|---" * (len(METRICS) + 3) + "|"]
@@ -429,6 +497,14 @@ def write_results(paths, results):
                                                            for what, ok in results["findings"]) + ".", "",
              "Time: " + ", ".join(f"{k} {v:.0f} s" for k, v in t.items()) + f" (device: {results['device']}).", "",
              "Figures: " + ", ".join(os.path.relpath(p, paths.out) for p in results["figures"]), ""]
+    if results.get("curves"):
+        curves = results["curves"]
+        lines += [
+            "Learning curves (results.json's curves, figures/learning-curves.png): training loss at every "
+            "iteration; val mean IU at iterations " + "; ".join(
+                f"{STAGE_TITLES[s]} " + ", ".join(str(i) for i in c["val_iteration"]) for s, c in curves.items())
+            + ". The periodic scoring took " + " + ".join(f"{c['val_scoring_seconds']:.1f}" for c in curves.values())
+            + " s.", ""]
     with open(os.path.join(paths.out, "results.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(paths.out, "results.json"), "w") as f:
@@ -479,12 +555,14 @@ def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES,
 
     results = {"size": size, "seed": seed, "sample": sample, "device": devname, "config": dataclasses.asdict(config),
                "classifier_accuracy": accuracy, "stages": {}, "timings": timings}
-    predictions = {}
+    predictions, curves = {}, {}
     for stage in stages:
-        solver, report, seconds = train_stage(stage, paths, config, device, log, on_init)
+        curve = Curve(config.stage_iters(stage), config.curve_points, config.n_val // config.val_batch)
+        solver, report, seconds = train_stage(stage, paths, config, device, log, on_init, curve)
         start = time.perf_counter()
         scores, predictions[stage] = evaluate(solver, config.n_val // config.val_batch, config.figure_images)
-        timings[stage] = seconds + time.perf_counter() - start
+        timings[stage] = seconds + curve.seconds + time.perf_counter() - start
+        curves[stage] = curve.series(scores["mean_iu"])
         results["stages"][stage] = {
             **{key: scores[key] for key, _ in METRICS},
             "per_class_iu": scores["per_class_iu"], "iterations": config.stage_iters(stage),
@@ -494,8 +572,14 @@ def run(out="demo_out", size="default", seed=0, device=None, stages=nets.STAGES,
         log(f"{STAGE_TITLES[stage]} on val: " + ", ".join(f"{title} {100 * scores[key]:.1f}"
                                                           for key, title in METRICS)
             + f" (trained {_fmt_time(seconds)})")
+        log(f"  {STAGE_TITLES[stage]} learning curve: val mean IU " + ", ".join(
+            f"{100 * v:.1f}" for v in curves[stage]["val_mean_iu"]) + " at iterations " + ", ".join(
+            str(i) for i in curves[stage]["val_iteration"]) + f" (the scoring during training took "
+            f"{curve.seconds:.1f} s)", detail=True)
         del solver
+    results["curves"] = curves
     results["figures"] = figures(paths, predictions, config.figure_images)
+    results["figures"].append(learning_curves(paths, curves))
     results["findings"] = findings(results["stages"])
     timings["total"] = log.elapsed()
     table = write_results(paths, results)

@@ -1,7 +1,8 @@
 """Line charts drawn with Pillow (matplotlib is not a dependency): panels side by side, one line per series.
 
 line_chart(panels, path): panels is a list of (title, x label, {series name: [(x, y), ...]}); every panel shares
-the y range and the colours, and the first holds the legend.
+the y range and the colours, and the first holds the legend. chart() draws the same without saving, and stack()
+puts charts one above the other in one image.
 """
 import math
 
@@ -29,6 +30,25 @@ def _label(value):
 
 def line_chart(panels, path, y_label=""):
     """Draw the panels side by side into a PNG at `path`; returns the image."""
+    image = chart(panels, y_label)
+    image.save(path)
+    return image
+
+
+def stack(images, path):
+    """The images one above the other (left-aligned, white behind), saved as a PNG at `path`; returns it."""
+    image = Image.new("RGB", (max(im.width for im in images), sum(im.height for im in images)), "white")
+    y = 0
+    for im in images:
+        image.paste(im, (0, y))
+        y += im.height
+    image.save(path)
+    return image
+
+
+def chart(panels, y_label="", markers=False, colours=COLOURS, legend=True):
+    """The panels side by side as an image (line_chart's); markers: a dot at every point as well; colours: the
+    series', in order; legend: in the first panel (say what a lone series is in the titles instead)."""
     ys = [y for _, _, series in panels for points in series.values() for _, y in points]
     y_low, y_high = min(ys), max(ys)
     pad = 0.05 * (y_high - y_low or 1)
@@ -58,13 +78,16 @@ def line_chart(panels, path, y_label=""):
         if y_label and k == 0:
             draw.text((4, 4), y_label, fill="black")
         for name, points in series.items():
-            colour = COLOURS[names.index(name) % len(COLOURS)]
+            colour = colours[names.index(name) % len(colours)]
             draw.line([at(x, y) for x, y in points], fill=colour, width=2)
-        if k == 0:
+            if markers:
+                for x, y in points:
+                    px, py = at(x, y)
+                    draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        if k == 0 and legend:
             for j, name in enumerate(names):
-                colour = COLOURS[j % len(COLOURS)]
+                colour = colours[j % len(colours)]
                 ly = y0 + 10 + 14 * j
                 draw.line([(x1 - 90, ly), (x1 - 70, ly)], fill=colour, width=2)
                 draw.text((x1 - 65, ly), name, fill="black", anchor="lm")
-    image.save(path)
     return image

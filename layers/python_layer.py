@@ -108,6 +108,15 @@ def find_layer_class(layer, module, class_name, folder=None):
 class PythonLayer(Layer):
     """Drives the user's class; attributes it lacks are looked up on the user's layer object (`impl`)."""
 
+    @property
+    def phase(self):
+        """caffe.TRAIN or caffe.TEST, an int, as pycaffe's net.layers[i] (the user's object) shows it."""
+        return caffe_compat.Phase[self._phase]
+
+    @phase.setter
+    def phase(self, phase):
+        self._phase = phase if isinstance(phase, str) else caffe_compat.Phase(phase).name
+
     def setup(self, bottom, top):
         p = self.param.python_param
         if not p.module or not p.layer:
@@ -115,13 +124,13 @@ class PythonLayer(Layer):
         folder = paths.folder_of(getattr(getattr(self, "net", None), "source", None))
         cls = find_layer_class(self, p.module, p.layer, folder)
         if issubclass(cls, Layer):                  # one of this engine's layers (the bundled data layers)
-            self.impl = cls(self.param, self.phase)
+            self.impl = cls(self.param, self._phase)
             self.impl.param_str = p.param_str
             self.impl.check_blob_counts(bottom, top)
         else:
             self.impl = cls(self.param)
             self.impl.param_str = p.param_str
-            self.impl.phase = caffe_compat.Phase[self.phase]
+            self.impl.phase = self.phase
             if not isinstance(getattr(self.impl, "blobs", None), caffe_compat.BlobVec):
                 self.impl.blobs = caffe_compat.BlobVec()      # a user __init__ that skipped super().__init__
             if bottom or top:

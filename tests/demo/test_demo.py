@@ -113,6 +113,38 @@ def test_results_and_figures_are_written(run):
             assert im.width > columns * 2 * size and im.height > pipeline.CONFIGS["tiny"].figure_images * 2 * size
 
 
+def test_learning_curves_are_recorded_and_drawn(run):
+    out, results, _ = run
+    with open(os.path.join(out, "results.json")) as f:
+        curves = json.load(f)["curves"]
+    config = pipeline.CONFIGS["tiny"]
+    assert list(curves) == list(nets.STAGES)
+    for stage, curve in curves.items():
+        iters = config.stage_iters(stage)
+        # the solver's loss after every iteration, and val mean IU at 0, 1/4, 2/4, 3/4 and the end
+        assert curve["train_iteration"] == list(range(1, iters + 1)), stage
+        assert len(curve["train_loss"]) == iters and all(0 < v < 10 for v in curve["train_loss"]), stage
+        assert curve["val_iteration"] == [iters * k // config.curve_points for k in range(config.curve_points + 1)]
+        assert len(curve["val_mean_iu"]) == config.curve_points + 1
+        assert all(0 < v < 1 for v in curve["val_mean_iu"]), (stage, curve["val_mean_iu"])
+        assert curve["val_mean_iu"][-1] == results["stages"][stage]["mean_iu"]     # the end is the table's score
+        assert 0 < curve["val_scoring_seconds"] < 30
+    # both start from the convolutionalized classifier with score_fr at zero: the same (background) predictions
+    assert curves["32s"]["val_mean_iu"][0] == curves["32s-fixed"]["val_mean_iu"][0]
+    from PIL import Image
+    from demo.plot import COLOURS, HEIGHT, WIDTH
+    path = os.path.join(out, "figures", "learning-curves.png")
+    assert path in results["figures"]
+    with Image.open(path) as im:
+        assert im.size == (len(nets.STAGES) * WIDTH, 2 * HEIGHT)           # a column per stage, loss above IU
+        pixels = numpy.asarray(im.convert("RGB"))
+    for row, colour in ((pixels[:HEIGHT], COLOURS[0]), (pixels[HEIGHT:], COLOURS[1])):
+        for k in range(len(nets.STAGES)):                                    # every panel has its line
+            assert (row[:, k * WIDTH:(k + 1) * WIDTH] == colour).all(-1).sum() > 20, (k, colour)
+    with open(os.path.join(out, "results.md")) as f:
+        assert "figures/learning-curves.png" in f.read()
+
+
 def test_committed_nets_are_current(tmp_path):
     written = pipeline.write_nets(str(tmp_path), "demo_out", pipeline.CONFIGS["default"], seed=0)
     for name, folder in written.items():

@@ -155,6 +155,15 @@ def test_phase(caffe, make_net):
         assert net.forward()["phase"] == phase
 
 
+def test_the_layer_in_net_layers_shows_the_int_phase(caffe, make_net):
+    """pycaffe's net.layers[i] is the user's object, whose phase is caffe.TRAIN or caffe.TEST (an int)."""
+    for phase in (caffe.TRAIN, caffe.TEST):
+        net = make_net(INPUT + python_layer("one", "SimpleLayer"), phase)
+        layer = net.layers[list(net._layer_names).index("one")]
+        assert layer.phase == phase and isinstance(layer.phase, int)
+        assert net.layer_dict["one"].phase == phase
+
+
 def test_param_str(make_net):
     net = make_net(INPUT + python_layer("mul10", "SimpleParamLayer", param_str="10")
                    + python_layer("mul2", "SimpleParamLayer", "mul10", param_str="2"))
