@@ -62,7 +62,8 @@ class Update:
 
     def history_of(self, index):
         """History array #index, on its param's device."""
-        self.history[index] = on_device(self.history[index], self.history_params()[index])
+        params = self.net.learnable_params        # history_params()[index], without building that list per call
+        self.history[index] = on_device(self.history[index], params[index % len(params)])
         return self.history[index]
 
     def apply(self, rate, iteration):
