@@ -471,19 +471,11 @@ def main(argv=None):
     repeats = args.repeats or (2 if args.quick else 3)
     rounds = args.rounds or (1 if args.quick else 2)
     tasks = [("forward", big), ("forward", small), ("train", big)]
-    have_torch = not args.no_torch and _have_torch()
+    have_torch = not args.no_torch and torch_installed()
     sides = ["ours"] + (["torch-nchw", "torch-cl"] if have_torch else [])
     load_before = os.getloadavg()
     print(f"FCN-8s CPU benchmark ({'quick' if args.quick else 'full'}): nets from {net_folder()}")
-    print(f"machine: {machine_report()}")
-    print("BLAS:")
-    print("\n".join(blas_report()))
-    if have_torch:
-        import torch
-        print(f"PyTorch {torch.__version__} (eager, CPU, {torch.get_num_threads()} threads, "
-              f"mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'})")
-    else:
-        print("PyTorch: not installed (or --no-torch): the peer columns are skipped")
+    print_environment(have_torch)
     if args.threads:
         print(f"threads per side: {args.threads} (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set for the children)")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}", flush=True)
@@ -512,7 +504,20 @@ def main(argv=None):
     report(sides, tasks, times, rss, results, checks, load_before)
 
 
-def _have_torch():
+def print_environment(have_torch):
+    """The machine, the BLAS and the PyTorch peer a benchmark runs against (bench/cpu_vision_nets.py too)."""
+    print(f"machine: {machine_report()}")
+    print("BLAS:")
+    print("\n".join(blas_report()))
+    if have_torch:
+        import torch
+        print(f"PyTorch {torch.__version__} (eager, CPU, {torch.get_num_threads()} threads, "
+              f"mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'})")
+    else:
+        print("PyTorch: not installed (or --no-torch): the peer columns are skipped")
+
+
+def torch_installed():
     import importlib.util
     return importlib.util.find_spec("torch") is not None
 

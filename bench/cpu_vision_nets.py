@@ -229,20 +229,12 @@ def main(argv=None):
         print(json.dumps(result))
         return
 
-    from bench.cpu_fcn8s import _have_torch, blas_report, machine_report
-    have_torch = not args.no_torch and _have_torch()
+    from bench.cpu_fcn8s import print_environment, torch_installed
+    have_torch = not args.no_torch and torch_installed()
     sides = ["ours"] + (["torch-nchw", "torch-cl"] if have_torch else [])
     load_before = os.getloadavg()
     print(f"ResNet-50 and MobileNet v1 forward, {SIZE}x{SIZE}, batch 1 (prototxt/ilsvrc-nets)")
-    print(f"machine: {machine_report()}")
-    print("BLAS:")
-    print("\n".join(blas_report()))
-    if have_torch:
-        import torch
-        print(f"PyTorch {torch.__version__} (eager, CPU, {torch.get_num_threads()} threads, "
-              f"mkldnn {'on' if torch.backends.mkldnn.is_available() else 'off'})")
-    else:
-        print("PyTorch: not installed (or --no-torch): the peer columns are skipped")
+    print_environment(have_torch)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}", flush=True)
 
     times = collections.defaultdict(list)
