@@ -194,8 +194,8 @@ def child_ours(task, size, repeats, folder, out):
             times.append(time.perf_counter() - start)
         profile = profiled(net, lambda: solver.step(1))       # 'other': the SGD update
         result["profile"] = {f"{t}|{p}": v for (t, p), v in profile.items()}
-    from layers.kernels.threads import POOL as _POOL
-    result.update(times=times, max_rss_mb=max_rss_mb(), threads=_POOL.size)
+    from layers.kernels.threads import POOL
+    result.update(times=times, max_rss_mb=max_rss_mb(), threads=POOL.size)
     return result
 
 

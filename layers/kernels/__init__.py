@@ -1,7 +1,8 @@
 """The convolution engine's kernels: one module per job.
 
     geometry.py      ConvGeometry (kernel, stride, pad, dilation as (h, w) pairs, group); conv/deconv/pool output
-                     sizes; parsing kernel/stride/pad/dilation out of Convolution and Pooling parameters
+                     sizes; parsing kernel/stride/pad/dilation out of Convolution and Pooling parameters (all from
+                     netspec/geometry.py, which netspec's graph tools share); tap ranges
     im2col.py        im2col/col2im: numpy code (any array module) and their CUDA twins
     blas.py          the ctypes binding to scipy's BLAS: gemm, split_gemm (slabs over the thread pool)
     threads.py       the CPU thread pool, parallel_map, per-thread scratch (ReLU, Pooling and depthwise use it too)

@@ -18,13 +18,14 @@ STRATEGIES = ("depthwise", "whole_batch", "pointwise", "winograd", "taps", "cell
               "im2col_gemm")
 REFERENCE = "im2col_gemm"
 OPERATIONS = ("forward", "data_grad", "weight_grad")
+_MODULES = {name: importlib.import_module(f"layers.kernels.{name}") for name in STRATEGIES}
 
 
 def strategy_module(name):
     """The module layers.kernels.<name>."""
-    if name not in STRATEGIES:
+    if name not in _MODULES:
         raise ValueError(f"unknown convolution strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return importlib.import_module(f"layers.kernels.{name}")
+    return _MODULES[name]
 
 
 def choose(op, geom, x, w, y, strategy=None):
