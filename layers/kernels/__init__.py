@@ -10,7 +10,10 @@
                      forward / data_grad / weight_grad for numpy and CuPy arrays
 
 Convolution strategies, one module each, in dispatch order; each says in its docstring when it applies and
-exposes supports(op, geom, x, w, y), applies(op, geom, x, w, y), forward, data_grad and weight_grad:
+exposes five functions: supports(op, geom, x, w, y) (can it compute op, with op one of "forward", "data_grad",
+"weight_grad"; a strategy lacking an operation declines it here), applies(op, geom, x, w, y) (supports it and pays
+off: what the dispatch asks), forward(x, w, b, out, geom), data_grad(dy, w, dx, geom), weight_grad(x, dy, dw, geom).
+They get one group's arrays at a time unless the module sets ALL_GROUPS = True.
 
     depthwise.py     group == channels (MobileNet): a loop over taps, all groups at once          (CPU)
     whole_batch.py   many small images: one im2col and one GEMM for the batch                    (CPU, BLAS)
