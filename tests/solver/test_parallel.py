@@ -1,0 +1,180 @@
+"""Data-parallel training with MPI, run as a user runs it: `mpiexec -n 2 python -m solver ...` in a subprocess.
+
+2 ranks equal one process with iter_size 2 (SGD, Adam; HDF5Data with shuffle), snapshots are written once (rank 0),
+a run stopped by SIGINT on one rank and resumed equals an uninterrupted one, a killed or hung rank ends the run
+with a message naming it, and without mpi4py mpiexec gets one clear message."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy
+import pytest
+
+from netspec import io as netio
+from tests.solver.tiny import NET, make_tiny
+
+pytest.importorskip("mpi4py")
+MPIEXEC = shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="needs mpiexec (pip install mpich)")
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# a pass-through Python layer that, on one rank at one train forward, acts: PROBE="rank:forward:action"
+PROBE = '''import os, signal, time
+from layers import caffe_compat as caffe
+
+
+class Probe(caffe.Layer):
+    def setup(self, bottom, top):
+        self.count = 0
+        spec = os.environ.get("PROBE")
+        self.spec = spec.split(":") if spec else None
+
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].data.shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = bottom[0].data
+        if self.spec and self.phase == caffe.TRAIN and int(os.environ.get("PMI_RANK", 0)) == int(self.spec[0]):
+            if self.count == int(self.spec[1]):
+                action = self.spec[2]
+                if action == "hang":
+                    time.sleep(60)
+                else:
+                    os.kill(os.getpid(), getattr(signal, action))
+            self.count += 1
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+'''
+PROBE_NET = NET.replace('bottom: "data" top: "ip"', 'bottom: "probe" top: "ip"').replace(
+    'layer { name: "ip"', 'layer { name: "probe" type: "Python" bottom: "data" top: "probe" '
+                          'python_param { module: "probe" layer: "Probe" } }\nlayer { name: "ip"')
+SHUFFLE_NET = NET.replace('source: "train.txt" batch_size: 4', 'source: "train.txt" batch_size: 4 shuffle: true')
+
+
+def env(**extra):
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **extra)
+
+
+def train(folder, ranks, *args, mpiexec_flags=(), timeout=60, **extra_env):
+    command = [sys.executable, "-m", "solver", "solver.prototxt", *args]
+    if ranks:
+        command = [MPIEXEC, *mpiexec_flags, "-n", str(ranks), *command]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=folder, env=env(**extra_env), capture_output=True, text=True,
+                            timeout=timeout)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def weights(path):
+    return {layer.name: [netio.blob_to_array(b) for b in layer.blobs]
+            for layer in netio.read_weights(str(path)).layer if layer.blobs}
+
+
+def assert_same(a, b, rtol=1e-6):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        for x, y in zip(wa[name], wb[name]):
+            numpy.testing.assert_allclose(x, y, rtol=rtol, atol=1e-7 * numpy.abs(y).max(), err_msg=name)
+
+
+def problem(tmp_path, name, net=NET, **solver):
+    folder = tmp_path / name
+    folder.mkdir()
+    make_tiny(folder, net=net, **dict(dict(max_iter=5, test_interval=3, snapshot=0, display=1), **solver))
+    (folder / "probe.py").write_text(PROBE)
+    return folder
+
+
+@pytest.mark.parametrize("kind,net", [("SGD", NET), ("Adam", SHUFFLE_NET)])
+def test_two_ranks_equal_one_process_with_iter_size_2(tmp_path, kind, net):
+    extra = {"type": f'"{kind}"'} if kind == "SGD" else {"type": '"Adam"', "base_lr": 0.01, "momentum2": 0.999}
+    two = problem(tmp_path, "two", net=net, **extra)
+    one = problem(tmp_path, "one", net=net, iter_size=2, **extra)
+    r2 = train(two, 2)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    r1 = train(one, 0)
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    assert_same(two / "snap" / "tiny_iter_5.caffemodel", one / "snap" / "tiny_iter_5.caffemodel")
+    assert "Data-parallel training on 2 ranks (MPI)" in r2.stderr
+    # rank 0 logs the mean loss over the ranks: the single process's loss at iter_size 2
+    losses = [[line.split("loss = ")[1] for line in r.stderr.splitlines() if "), loss = " in line] for r in (r1, r2)]
+    numpy.testing.assert_allclose(numpy.float64(losses[0]), numpy.float64(losses[1]), rtol=1e-5)
+    assert "rank 1:" not in r2.stderr                                  # only rank 0 logs
+
+
+def test_snapshots_written_once_by_rank_0(tmp_path):
+    folder = problem(tmp_path, "snap", snapshot=2, max_iter=4)
+    result = train(folder, 2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (folder / "snap").iterdir()) == [
+        "tiny_iter_2.caffemodel", "tiny_iter_2.solverstate", "tiny_iter_4.caffemodel", "tiny_iter_4.solverstate"]
+    assert result.stderr.count("Snapshotting to binary proto file") == 2
+    assert result.stderr.count("Testing net (#0)") == 2            # iterations 0 and 3, on rank 0 only
+
+
+def test_sigint_on_one_rank_stops_all_and_resume_equals_uninterrupted(tmp_path):
+    whole = problem(tmp_path, "whole", net=PROBE_NET, max_iter=6)
+    parts = problem(tmp_path, "parts", net=PROBE_NET, max_iter=6)
+    assert train(whole, 2).returncode == 0
+    stopped = train(parts, 2, PROBE="1:2:SIGINT")                  # rank 1, during iteration 2
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "Optimization stopped early." in stopped.stderr
+    assert sorted(p.name for p in (parts / "snap").iterdir()) == ["tiny_iter_3.caffemodel", "tiny_iter_3.solverstate"]
+    resumed = train(parts, 2, "--snapshot", "snap/tiny_iter_3.solverstate")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same(parts / "snap" / "tiny_iter_6.caffemodel", whole / "snap" / "tiny_iter_6.caffemodel", rtol=0)
+
+
+def test_resume_with_other_rank_count_says_what_changes(tmp_path):
+    two = problem(tmp_path, "two", max_iter=4, snapshot=2)
+    one = problem(tmp_path, "one", max_iter=4, snapshot=2, iter_size=2)
+    assert train(two, 2).returncode == 0
+    assert train(one, 0).returncode == 0
+    # one process at iter_size 2 goes on from the 2-rank snapshot exactly as the 2 ranks went on
+    (one / "snap" / "tiny_iter_4.caffemodel").unlink()
+    resumed = train(one, 0, "--snapshot", str(two / "snap" / "tiny_iter_2.solverstate"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ("written by 2 rank(s) and 1 go on from it: each iteration now averages the gradients of 1 x 2 "
+            "(iter_size) batches (the snapshot's run averaged 2 batches per iteration)") in resumed.stderr
+    assert_same(one / "snap" / "tiny_iter_4.caffemodel", two / "snap" / "tiny_iter_4.caffemodel")
+
+
+def test_killed_rank_ends_the_run_and_is_named(tmp_path):
+    # MPICH's mpiexec ends every rank at once, naming the dead one's pid; the start line maps that pid to the rank
+    folder = problem(tmp_path, "kill", net=PROBE_NET, max_iter=50)
+    result = train(folder, 2, PROBE="1:3:SIGKILL", timeout=30)
+    assert result.returncode != 0
+    assert result.seconds < 15
+    out = result.stdout + result.stderr
+    pid = out.split("rank 1 (pid ")[1].split()[0]
+    assert f"PID {pid} RUNNING AT" in out
+
+
+def test_hung_rank_is_named_after_the_timeout(tmp_path):
+    folder = problem(tmp_path, "hang", net=PROBE_NET, max_iter=50)
+    result = train(folder, 2, "--timeout", "2", PROBE="1:2:hang", timeout=40)
+    assert result.returncode != 0
+    assert result.seconds < 20
+    assert "rank 1 (pid" in result.stderr and "did not finish iteration 2: died or hung (waited 2 s" in \
+        result.stderr, result.stderr[-3000:]
+
+
+def test_without_mpi4py_mpiexec_gets_one_message(tmp_path):
+    stub = tmp_path / "stub" / "mpi4py"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('mpi4py hidden by the test')\n")
+    folder = problem(tmp_path, "nompi")
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "solver", "solver.prototxt"], cwd=folder,
+                            env=dict(env(), PYTHONPATH=f"{stub.parent}{os.pathsep}{ROOT}"), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.count("mpi4py is not installed") == 1, result.stderr
+    assert 'pip install -e ".[mpi]"' in result.stderr
