@@ -369,6 +369,9 @@ def world(timeout=DEFAULT_TIMEOUT) -> Communicator:
     return Single()
 
 
+_SHARED_SOURCES = ("Input", "Parameter", "DummyData", "MemoryData")    # the same on every rank by design
+
+
 class Parallel:
     """One solver's part in a data-parallel group (`comm`): its data share, the weight broadcast, the gradient
     all-reduce and the control step. Made for a built solver; broadcast_weights() before training."""
@@ -387,6 +390,11 @@ class Parallel:
             # at build time with the shared seed, so the shares stay disjoint
             rng.seed(solver.param.random_seed + self.rank, None if solver.device == "cpu" else
                      int(solver.device.split(":")[1]))
+        same = [layer.name for layer, bottoms in zip(solver.net.layers, solver.net.bottom_names)
+                if not bottoms and layer.type not in _SHARED_SOURCES and layer not in self.shard.layers.values()]
+        if same and self.is_root and self.size > 1:
+            log.warning(f"layer(s) {', '.join(same)} cannot skip batches (no fast_forward), so every rank reads "
+                        f"the same data from them; a Python data layer takes part by defining fast_forward(batches)")
         self.params = solver.net.learnable_params
         self.dtype = _flat_dtype(self.params)
         self.sizes = [b.count for b in self.params]

@@ -178,3 +178,35 @@ def test_without_mpi4py_mpiexec_gets_one_message(tmp_path):
     assert result.returncode != 0
     assert result.stderr.count("mpi4py is not installed") == 1, result.stderr
     assert 'pip install -e ".[mpi]"' in result.stderr
+
+
+# pycaffe's train.py, one process's part (solve()), with the ranks mpiexec gives instead of multiprocessing's
+TRAIN_PY = '''import sys
+import fcn_caffe as caffe
+from mpi4py import MPI
+
+rank, count = MPI.COMM_WORLD.Get_rank(), MPI.COMM_WORLD.Get_size()
+caffe.set_solver_count(count)
+caffe.set_solver_rank(rank)
+caffe.set_multiprocess(True)
+solver = caffe.SGDSolver("solver.prototxt")
+nccl = caffe.NCCL(solver, caffe.NCCL.new_uid())
+nccl.bcast()
+solver.add_callback(nccl)
+if solver.param.layer_wise_reduce:
+    solver.net.after_backward(nccl)
+solver.step(solver.param.max_iter)
+if rank == 0:
+    solver.net.save("final.caffemodel")
+'''
+
+
+def test_pycaffe_train_py_flow_over_mpi_equals_iter_size_2(tmp_path):
+    two = problem(tmp_path, "two")
+    one = problem(tmp_path, "one", iter_size=2)
+    (two / "train.py").write_text(TRAIN_PY)
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "train.py"], cwd=two, env=env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert train(one, 0).returncode == 0
+    assert_same(two / "final.caffemodel", one / "snap" / "tiny_iter_5.caffemodel")
