@@ -142,7 +142,8 @@ class Communicator:
         raise SystemExit(code)
 
 
-Single = Communicator
+class Single(Communicator):
+    """One process alone: nothing to exchange."""
 
 
 class MPICommunicator(Communicator):
@@ -423,7 +424,7 @@ class Parallel:
 
     def broadcast_weights(self):
         """Every rank takes rank 0's learnable params (after init, --weights or restore)."""
-        if self.size > 1 and self.params:
+        if not isinstance(self.comm, Single) and self.params:
             flat = self._pack("data")
             self.comm.bcast(flat, root=0)
             self._unpack(flat, "data")
@@ -431,7 +432,7 @@ class Parallel:
     def share_restored(self, solver_count, batches):
         """After rank 0 restored a snapshot: every rank takes its iteration, lr step, weights and history; returns
         (the solver_count the snapshot was written by, the train batches its run had read)."""
-        if self.size == 1:
+        if isinstance(self.comm, Single):
             return solver_count, batches
         solver = self.solver
         head = numpy.array([solver.iter, solver.current_step, solver_count, batches], dtype=numpy.int64)
@@ -447,7 +448,7 @@ class Parallel:
 
     def reduce_gradients(self, solver=None):
         """Caffe's NCCL::on_gradients_ready: diff *= 1/solver_count, then sum over the ranks."""
-        if self.size == 1 or not self.params:
+        if isinstance(self.comm, Single) or not self.params:
             return
         started = time.perf_counter()
         flat = self._pack("diff")
