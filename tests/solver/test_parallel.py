@@ -38,6 +38,8 @@ class Probe(caffe.Layer):
 
     def forward(self, bottom, top):
         top[0].data[...] = bottom[0].data
+        if self.phase == caffe.TEST and os.environ.get("SLOW_TEST"):
+            time.sleep(float(os.environ["SLOW_TEST"]))
         if self.spec and self.phase == caffe.TRAIN and int(os.environ.get("PMI_RANK", 0)) == int(self.spec[0]):
             if self.count == int(self.spec[1]):
                 action = self.spec[2]
@@ -78,11 +80,15 @@ def weights(path):
 
 
 def assert_same(a, b, rtol=1e-6):
+    """The weights of two .caffemodel files agree to rtol (0: bit for bit)."""
     wa, wb = weights(a), weights(b)
     assert wa.keys() == wb.keys()
     for name in wa:
         for x, y in zip(wa[name], wb[name]):
-            numpy.testing.assert_allclose(x, y, rtol=rtol, atol=1e-7 * numpy.abs(y).max(), err_msg=name)
+            if rtol == 0:
+                numpy.testing.assert_array_equal(x, y, err_msg=name)
+            else:
+                numpy.testing.assert_allclose(x, y, rtol=rtol, atol=1e-7 * numpy.abs(y).max(), err_msg=name)
 
 
 def problem(tmp_path, name, net=NET, **solver):
@@ -128,7 +134,11 @@ def test_sigint_on_one_rank_stops_all_and_resume_equals_uninterrupted(tmp_path):
     assert stopped.returncode == 0, stopped.stderr[-3000:]
     assert "Optimization stopped early." in stopped.stderr
     assert sorted(p.name for p in (parts / "snap").iterdir()) == ["tiny_iter_3.caffemodel", "tiny_iter_3.solverstate"]
-    resumed = train(parts, 2, "--snapshot", "snap/tiny_iter_3.solverstate")
+    # rank 1 is given a path that does not exist: rank 0 alone reads the snapshot and shares it
+    command = [sys.executable, "-m", "solver", "solver.prototxt", "--snapshot"]
+    resumed = subprocess.run([MPIEXEC, "-n", "1", *command, "snap/tiny_iter_3.solverstate", ":", "-n", "1",
+                              *command, "nowhere/tiny_iter_3.solverstate"], cwd=parts, env=env(),
+                             capture_output=True, text=True, timeout=60)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same(parts / "snap" / "tiny_iter_6.caffemodel", whole / "snap" / "tiny_iter_6.caffemodel", rtol=0)
 
@@ -210,3 +220,38 @@ def test_pycaffe_train_py_flow_over_mpi_equals_iter_size_2(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert train(one, 0).returncode == 0
     assert_same(two / "final.caffemodel", one / "snap" / "tiny_iter_5.caffemodel")
+
+
+def test_sighup_on_one_rank_snapshots_once_and_goes_on(tmp_path):
+    folder = problem(tmp_path, "hup", net=PROBE_NET, max_iter=5, snapshot_after_train="false")
+    result = train(folder, 2, PROBE="1:1:SIGHUP")                   # rank 1, during iteration 1
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.name for p in (folder / "snap").iterdir()) == ["tiny_iter_2.caffemodel", "tiny_iter_2.solverstate"]
+    assert "Optimization Done." in result.stderr
+
+
+def test_a_nan_loss_on_one_rank_stops_every_rank(tmp_path):
+    folder = tmp_path / "nan"
+    folder.mkdir()
+    make_tiny(folder, nan_row=5, max_iter=5, test_interval=3, snapshot=0)   # rows 4-7: rank 1's first batch
+    result = train(folder, 2)
+    assert result.returncode != 0
+    assert "the loss of rank 1 (pid" in result.stderr and "is not finite" in result.stderr, result.stderr[-3000:]
+    assert "Iteration 0: the loss is nan" in result.stderr
+
+
+def test_rank_0_testing_longer_than_the_timeout_is_not_a_hang(tmp_path):
+    folder = problem(tmp_path, "slow", net=PROBE_NET, max_iter=3, test_interval=2, test_iter=4)
+    result = train(folder, 2, "--timeout", "1", SLOW_TEST="0.4")  # tests of 4 forwards of 0.4 s
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_an_error_on_one_rank_ends_every_rank_and_is_logged_by_it(tmp_path):
+    folder = problem(tmp_path, "error")
+    command = [sys.executable, "-m", "solver", "solver.prototxt"]
+    started = time.monotonic()
+    result = subprocess.run([MPIEXEC, "-n", "1", *command, ":", "-n", "1", *command, "--weights", "missing.caffemodel"],
+                            cwd=folder, env=env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 15
+    assert "rank 1: weights file 'missing.caffemodel' not found" in result.stderr, result.stderr[-2000:]
