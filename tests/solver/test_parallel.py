@@ -99,7 +99,7 @@ def problem(tmp_path, name, net=NET, **solver):
     return folder
 
 
-@pytest.mark.parametrize("kind,net", [("SGD", NET), ("Adam", SHUFFLE_NET)])
+@pytest.mark.parametrize("kind,net", [("SGD", NET), ("Adam", SHUFFLE_NET)], ids=["SGD", "Adam-shuffled"])
 def test_two_ranks_equal_one_process_with_iter_size_2(tmp_path, kind, net):
     extra = {"type": f'"{kind}"'} if kind == "SGD" else {"type": '"Adam"', "base_lr": 0.01, "momentum2": 0.999}
     two = problem(tmp_path, "two", net=net, **extra)
