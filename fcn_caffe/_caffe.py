@@ -102,7 +102,7 @@ class NCCL:
             raise RuntimeError(f"caffe.NCCL for {count} solvers needs NCCL (CuPy with NCCL, and GPUs; has_nccl() is "
                                f"False here) or {count} processes started by mpiexec -n {count} with mpi4py "
                                f"(pip install -e \".[mpi]\"); set_solver_count(1) trains in one process")
-        self.parallel = parallel.Parallel(solver, comm)
+        self.parallel = parallel.Parallel(solver, comm) if solver is not None else None
 
     @staticmethod
     def new_uid():
@@ -114,13 +114,15 @@ class NCCL:
 
     def bcast(self):
         """Every solver takes rank 0's weights."""
-        self.parallel.broadcast_weights()
+        if self.parallel is not None:
+            self.parallel.broadcast_weights()
 
     def on_start(self):
         pass
 
     def on_gradients_ready(self):
-        self.parallel.reduce_gradients()
+        if self.parallel is not None:
+            self.parallel.reduce_gradients()
 
 
 def solver_count():
