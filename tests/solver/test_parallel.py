@@ -255,3 +255,18 @@ def test_an_error_on_one_rank_ends_every_rank_and_is_logged_by_it(tmp_path):
     assert result.returncode != 0
     assert time.monotonic() - started < 15
     assert "rank 1: weights file 'missing.caffemodel' not found" in result.stderr, result.stderr[-2000:]
+
+
+def test_every_rank_starts_from_rank_0s_weights(tmp_path):
+    plain = problem(tmp_path, "plain", max_iter=3)
+    mixed = problem(tmp_path, "mixed", max_iter=3)
+    other = problem(tmp_path, "other", max_iter=1, random_seed=7)
+    assert train(plain, 2).returncode == 0
+    assert train(other, 0).returncode == 0
+    # rank 1 alone finetunes from other weights: the broadcast replaces them with rank 0's
+    command = [sys.executable, "-m", "solver", "solver.prototxt"]
+    result = subprocess.run([MPIEXEC, "-n", "1", *command, ":", "-n", "1", *command, "--weights",
+                             str(other / "snap" / "tiny_iter_1.caffemodel")], cwd=mixed, env=env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same(mixed / "snap" / "tiny_iter_3.caffemodel", plain / "snap" / "tiny_iter_3.caffemodel", rtol=0)
