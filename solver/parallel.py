@@ -439,11 +439,8 @@ class Parallel:
         self.comm.bcast(head, root=0)
         solver.iter, solver.current_step, solver_count, batches = (int(v) for v in head)
         self.broadcast_weights()
-        for array in solver.update.history:
-            flat = array.reshape(-1)
-            self.comm.bcast(flat, root=0)
-            if flat.base is None and flat is not array:     # a copy (non-contiguous history): write it back
-                array[...] = flat.reshape(array.shape)
+        for array in solver.update.history:       # made contiguous by the update rule: reshape gives a view
+            self.comm.bcast(array.reshape(-1), root=0)
         return solver_count, batches
 
     def reduce_gradients(self, solver=None):

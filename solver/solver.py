@@ -8,6 +8,10 @@ NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver and AdamSolver are 
 
 Relative paths in the solver (net files, weights, snapshot_prefix) and in its nets (HDF5Data sources) are looked for
 in the solver file's folder first, then in the working directory. Snapshots are written atomically.
+
+In a data-parallel group (solver.parallel, set by solver/parallel.py) the loop agrees with the other ranks once per
+iteration on the loss and the action, tests and snapshots on rank 0 only, and the gradients are all-reduced at
+'gradients_ready'.
 """
 import collections
 import math
