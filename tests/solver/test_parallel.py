@@ -6,6 +6,7 @@ with a message naming it, and without mpi4py mpiexec gets one clear message."""
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ class Probe(caffe.Layer):
                 action = self.spec[2]
                 if action == "hang":
                     time.sleep(60)
+                elif action == "touch":
+                    open("started", "w").close()
                 else:
                     os.kill(os.getpid(), getattr(signal, action))
             self.count += 1
@@ -270,3 +273,17 @@ def test_every_rank_starts_from_rank_0s_weights(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same(mixed / "snap" / "tiny_iter_3.caffemodel", plain / "snap" / "tiny_iter_3.caffemodel", rtol=0)
+
+
+def test_ctrl_c_on_mpiexec_stops_every_rank_with_one_snapshot(tmp_path):
+    folder = problem(tmp_path, "ctrl-c", net=PROBE_NET, max_iter=10 ** 6, test_interval=10 ** 6)
+    job = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-m", "solver", "solver.prototxt"], cwd=folder,
+                           env=env(PROBE="0:5:touch"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (folder / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGINT)                   # as Ctrl-C in the terminal: mpiexec passes it to every rank
+    out, err = job.communicate(timeout=30)
+    assert job.returncode == 0, err[-3000:]
+    assert "Optimization stopped early." in err
+    assert len(list((folder / "snap").glob("*.caffemodel"))) == 1
