@@ -49,7 +49,7 @@ def communicator(args):
     if RANK_ENV in os.environ:
         rank, size = int(os.environ[RANK_ENV]), int(os.environ[SIZE_ENV])
         backend.use_device(gpu_list(args.gpu)[rank])
-        uid = tuple(int(v) for v in os.environ[UID_ENV].split(","))
+        uid = parallel.uid_from_text(os.environ[UID_ENV])
         return parallel.NCCLCommunicator(rank, size, uid, timeout=timeout)
     comm = parallel.world(timeout)
     gpus = gpu_list(args.gpu) if args.gpu is not None else []
@@ -87,7 +87,7 @@ def main(argv, args):
                   f"\".[mpi]\"); neither is installed")
         return 1
     from cupy.cuda import nccl as cupy_nccl
-    uid = ",".join(str(v) for v in cupy_nccl.get_unique_id())
+    uid = parallel.uid_to_text(cupy_nccl.get_unique_id())
     log.info(f"Starting {len(gpus)} processes (GPUs {', '.join(map(str, gpus))}), all-reducing with NCCL")
     children = [subprocess.Popen(command, env=dict(os.environ, **{RANK_ENV: str(r), SIZE_ENV: str(len(gpus)),
                                                                    UID_ENV: uid}))

@@ -92,6 +92,15 @@ def has_nccl() -> bool:
     return getattr(nccl, "available", True)
 
 
+def uid_to_text(uid) -> str:
+    """NCCL's unique id (bytes in CuPy 13 and later, a tuple of ints before) as text for an environment variable."""
+    return "b" + bytes(uid).hex() if isinstance(uid, bytes) else "t" + ",".join(str(int(v)) for v in uid)
+
+
+def uid_from_text(text):
+    return bytes.fromhex(text[1:]) if text[0] == "b" else tuple(int(v) for v in text[1:].split(","))
+
+
 def _flat_dtype(blobs):
     dtypes = {b.dtype for b in blobs}
     if len(dtypes) > 1:

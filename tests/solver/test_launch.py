@@ -38,3 +38,9 @@ def test_the_watcher_names_the_rank_that_ended_and_stops_the_others(capsys):
     assert time.monotonic() - started < 10
     assert children[0].returncode is not None                      # stopped, not left running
     assert f"rank 1 (GPU 1, pid {children[1].pid}) ended with status -9 (killed by SIGKILL)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("uid", [bytes(range(128)), tuple(range(-64, 64))])
+def test_nccl_uids_pass_through_the_environment(uid):
+    from solver import parallel
+    assert parallel.uid_from_text(parallel.uid_to_text(uid)) == uid
