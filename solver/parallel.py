@@ -87,9 +87,12 @@ def has_nccl() -> bool:
         return False
     try:
         from cupy.cuda import nccl
-    except ImportError:
+        if not getattr(nccl, "available", True):
+            return False
+        nccl.get_version()                   # the library loads
+    except Exception:                        # ImportError, or no libnccl behind CuPy's module
         return False
-    return getattr(nccl, "available", True)
+    return True
 
 
 def uid_to_text(uid) -> str:
