@@ -232,6 +232,8 @@ class MPICommunicator(Communicator):
 
     def bcast(self, buffer, root=0):
         host = backend.to_cpu(buffer) if backend.is_gpu(buffer) else buffer
+        # wait for everyone without spinning (a rank may still be building its nets), then move the bytes
+        self._wait(self.comm.Ibarrier(), "waiting for every rank before the weight broadcast")
         self._wait(self.comm.Ibcast(host, root=root), "the weight broadcast", spin=True)
         if host is not buffer:
             buffer.set(host)
