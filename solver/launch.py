@@ -1,11 +1,10 @@
 """Starting the ranks of a data-parallel run (cf. tools/caffe.cpp's -gpu 0,1,2,3 and pycaffe's train.py).
 
 `python -m solver S.prototxt --gpu 0,1,2,3` (or `--gpu all`) starts one process per GPU, as pycaffe's train.py
-does: through mpiexec when mpi4py and an mpiexec are installed (the control step then names a rank that hung;
-mpiexec ends the job when one dies, naming its pid, which the start line maps to the rank), else as child
-processes joined by an NCCL unique id (this process then watches them and names a rank that ended). Each process
-trains on its GPU (--gpu's list, by rank) and all-reduces with NCCL; without NCCL they all-reduce through MPI with
-host staging, and say so.
+does: through mpiexec when mpi4py and an mpiexec are installed (the control step then names a rank that hung,
+the sentinels one that died), else as child processes joined by an NCCL unique id (this process then watches
+them and names a rank that ended). Each process trains on its GPU (--gpu's list, by rank) and all-reduces with
+NCCL; without NCCL they all-reduce through MPI with host staging, and say so.
 
 communicator(args) is what each rank trains in: NCCL, MPI or a single process.
 """

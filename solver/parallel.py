@@ -11,7 +11,8 @@ rank 0 answers all of them with everyone's, so every rank stops or snapshots at 
 on one rank stops all of them, and rank 0 logs the mean loss over the ranks (the loss of the single process at
 iter_size N). Rank 0 waits at most `timeout` seconds for each rank and names those that did not come (died or hung);
 the others wait as long for rank 0's answer (rank 0 keeps them waiting while it tests or snapshots, so it tells
-them it is alive meanwhile).
+them it is alive meanwhile). A rank that dies makes MPICH's mpiexec end every rank at once: each rank's sentinel,
+a process outside MPI, names its rank if it ended first (_SENTINEL).
 
 Communicators (one interface: rank, size, allreduce, bcast, gather_all, keepalive, abort):
   Single       one rank, nothing to exchange (a run of one process, or a one-GPU NCCL group without NCCL)
@@ -19,10 +20,15 @@ Communicators (one interface: rank, size, allreduce, bcast, gather_all, keepaliv
   NCCL         cupy.cuda.nccl for the gradients and weights (on the GPU); control through MPI when there is one,
                else through NCCL itself (no per-rank names on a hang then)
 """
+import atexit
 import os
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+import uuid
 from typing import Optional
 
 import numpy
@@ -127,6 +133,44 @@ def _running(pid):
         return True
 
 
+# The sentinel of a rank: a small process outside MPI that waits on a pipe from the rank. A rank that finishes or
+# stops the job itself writes to it ("x": done, "a": this rank ended the job, having said why); a rank that dies
+# (killed, crashed) closes it unwritten. MPICH's mpiexec then kills every other rank at once, so the sentinels of
+# one machine compare when their ranks ended, and the first one's names its rank. mpiexec forwards what it writes.
+_SENTINEL = """
+import os, sys, time
+fd, rank, who, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+said = os.read(fd, 1)
+if said == b"x":
+    sys.exit(0)
+mine = os.path.join(folder, rank)
+os.makedirs(folder, exist_ok=True)
+with open(mine + ".tmp", "w") as f:
+    f.write("aborted" if said == b"a" else repr(time.time()))
+os.replace(mine + ".tmp", mine)
+time.sleep(0.3)
+if said != b"a":
+    ended = {}
+    for name in os.listdir(folder):
+        try:
+            with open(os.path.join(folder, name)) as f:
+                ended[name] = f.read()
+        except OSError:
+            pass
+    times = {name: float(t) for name, t in ended.items() if not name.endswith(".tmp") and t != "aborted"}
+    if "aborted" not in ended.values() and min(times, key=times.get) == rank:
+        sys.stderr.write(f"rank {rank} ({who}) ended without finishing (killed, or crashed without a Python error); "
+                         f"mpiexec then ended every rank\\n")
+        sys.stderr.flush()
+time.sleep(1.0)
+os.remove(mine)
+try:
+    os.rmdir(folder)
+except OSError:
+    pass
+"""
+
+
 class Communicator:
     """A group of `size` ranks. Arrays are 1-D, contiguous, on the host (numpy) or the device (CuPy)."""
     name = "single process"
@@ -173,6 +217,9 @@ class MPICommunicator(Communicator):
         self._sends, self._keepalives = [], []
         info = f"{socket.gethostname()} {os.getpid()}"
         self.where = self.comm.allgather(info)
+        self._sentinel = None
+        if self.size > 1:
+            self._start_sentinel(self.comm.bcast(uuid.uuid4().hex if self.rank == 0 else None, root=0))
         self._previous_usr1 = None
         if hasattr(signal, "SIGUSR1"):
             try:
@@ -180,11 +227,30 @@ class MPICommunicator(Communicator):
             except ValueError:           # not the main thread
                 pass
 
+    def _start_sentinel(self, job):
+        read, write = os.pipe()
+        folder = os.path.join(tempfile.gettempdir(), f"fcn-solver-{job}")
+        subprocess.Popen([sys.executable, "-c", _SENTINEL, str(read), str(self.rank),
+                          self.describe(self.rank).split("(", 1)[1].rstrip(")"), folder],
+                         pass_fds=(read,), start_new_session=True, stdin=subprocess.DEVNULL)
+        os.close(read)
+        self._sentinel = write
+        atexit.register(self._tell_sentinel, b"x")
+
+    def _tell_sentinel(self, what):
+        if self._sentinel is not None:
+            try:
+                os.write(self._sentinel, what)
+                os.close(self._sentinel)
+            except OSError:
+                pass
+            self._sentinel = None
+
     def _on_failure_notice(self, signum, frame):
         """SIGUSR1 from MPICH's mpiexec -disable-auto-cleanup: a process of the job ended. Name the ranks of this
         machine that are gone and end the job now (MPICH without fault tolerance may end this process too, at
         random, the next time it talks to the dead one: so with plain mpiexec, which ends every rank at once,
-        the start line's pids are what names the rank). Ranks on other machines are left to the watchdog."""
+        the sentinels name the rank). Ranks on other machines are left to the watchdog."""
         self.failure_reported = True
         host = socket.gethostname()
         gone = [r for r in range(self.size) if r != self.rank and self.where[r].split()[0] == host
@@ -288,6 +354,7 @@ class MPICommunicator(Communicator):
         self._keepalives += [self.comm.isend(None, dest=r, tag=KEEPALIVE) for r in range(1, self.size)]
 
     def abort(self, code=1):
+        self._tell_sentinel(b"a")        # this rank ends the job, and has said why
         time.sleep(0.5)                  # mpiexec forwards what was logged before it ends every process
         self.comm.Abort(code)
 
