@@ -159,8 +159,8 @@ if said != b"a":
             pass
     times = {name: float(t) for name, t in ended.items() if not name.endswith(".tmp") and t != "aborted"}
     if "aborted" not in ended.values() and min(times, key=times.get) == rank:
-        sys.stderr.write(f"rank {rank} ({who}) ended without finishing (killed, or crashed without a Python error); "
-                         f"mpiexec then ended every rank\\n")
+        sys.stderr.write(f"rank {rank} ({who}) ended without finishing (killed, or crashed without a Python error), "
+                         f"the first rank of its machine to end; mpiexec then ended every rank\\n")
         sys.stderr.flush()
 time.sleep(1.0)
 os.remove(mine)
