@@ -10,6 +10,10 @@ OMP_NUM_THREADS = OPENBLAS_NUM_THREADS = cores / R. Per rank count: a warm-up st
 timed steps (rank 0's clock, between the control steps that keep the ranks in step), images per second =
 ranks x batch / step time, and the time of the gradient all-reduce inside the step (packing included).
 
+--fcn8s: the same for VGG16's FCN-8s (prototxt/voc-fcn8s, 134M params) at --size x --size, batch 1 per rank, its
+Input replaced by DummyData (constant image, zero labels) and a SoftmaxWithLoss added: how much of a step the
+all-reduce of its 538 MB of gradients takes (slow: minutes, and about 5 GB of memory per rank).
+
 All-reduce: float32 buffers of 4 KiB to 2^sizes bytes, summed in place by 2 ranks (MPI_Allreduce, blocking); the
 median of several repetitions per size, and a least-squares fit t = latency + bytes / bandwidth.
 """
@@ -69,7 +73,7 @@ def train_worker(solver_path, iters):
         times.append(time.perf_counter() - started)
         reduce_times.append((group.reduce_seconds if group else 0.0) - before)
     if comm.rank == 0:
-        batch = solver.net.blobs["data"].num
+        batch = solver.net.blobs["data"].shape[0]
         params = sum(b.count for b in solver.net.learnable_params)
         print(json.dumps(dict(ranks=comm.size, batch=batch, params=params, step=statistics.median(times),
                               steps=times, allreduce=statistics.median(reduce_times))))
@@ -112,6 +116,29 @@ def write_demo(folder):
     return folder / "solver.prototxt"
 
 
+def write_fcn8s(folder, size):
+    """VGG16's FCN-8s (deploy net) with DummyData in place of its Input, and a loss: a train net for timing."""
+    from netspec import caffe_pb2, io as netio
+    net = netio.read_net(str(ROOT / "prototxt" / "voc-fcn8s" / "deploy.prototxt"))
+    first = net.layer[0]
+    assert first.type == "Input"
+    first.type = "DummyData"
+    first.ClearField("input_param")
+    first.top.append("label")
+    for shape in ([1, 3, size, size], [1, 1, size, size]):
+        first.dummy_data_param.shape.add().dim.extend(shape)
+    first.dummy_data_param.data_filler.add(type="constant", value=0.5)
+    first.dummy_data_param.data_filler.add(type="constant", value=0)
+    net.layer.add(name="loss", type="SoftmaxWithLoss", bottom=["score", "label"], top=["loss"])
+    net.ClearField("input")
+    net.ClearField("input_shape")
+    netio.write_text(net, str(folder / "fcn8s.prototxt"))
+    (folder / "solver.prototxt").write_text('train_net: "fcn8s.prototxt"\nbase_lr: 1e-10\nmomentum: 0.99\n'
+                                            'weight_decay: 0.0005\nlr_policy: "fixed"\nmax_iter: 100000\n'
+                                            'display: 0\nsnapshot_after_train: false\nrandom_seed: 0\n')
+    return folder / "solver.prototxt", caffe_pb2
+
+
 def fit(rows):
     """Least squares t = latency + bytes / bandwidth over the sizes of 1 MiB and more."""
     big = [(b, t) for b, t in rows if b >= 1 << 20]
@@ -126,6 +153,8 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=6, help="timed steps per rank count (default 6)")
     parser.add_argument("--sizes", type=int, default=29, help="largest all-reduce: 2^SIZES bytes (default 29)")
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--fcn8s", action="store_true", help="time VGG16's FCN-8s instead (see above)")
+    parser.add_argument("--size", type=int, default=256, help="--fcn8s: image size (default 256)")
     parser.add_argument("--worker", choices=["train", "allreduce"], help=argparse.SUPPRESS)
     parser.add_argument("--solver", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -135,6 +164,20 @@ def main(argv=None):
         return allreduce_worker(args.sizes, args.reps)
 
     print(f"machine: {os.cpu_count()} cores ({cores()} usable), load average {os.getloadavg()} at the start")
+    if args.fcn8s:
+        with tempfile.TemporaryDirectory() as tmp:
+            solver, _ = write_fcn8s(Path(tmp), args.size)
+            results = [run_ranks(r, ["--worker", "train", "--solver", str(solver), "--iters", str(args.iters)])
+                       for r in (1, 2)]
+        print(f"\nVGG16 FCN-8s ({results[0]['params']:,} params), {args.size} x {args.size}, batch 1 per rank, "
+              f"{args.iters} timed steps, median:")
+        print("ranks  threads/rank  step (s)  images/s  all-reduce in step (s)  all-reduce share  speed-up")
+        for r in results:
+            print(f"{r['ranks']:>5}  {max(1, cores() // r['ranks']):>12}  {r['step']:>8.2f}  "
+                  f"{r['ranks'] / r['step']:>8.3f}  {r['allreduce']:>22.3f}  {r['allreduce'] / r['step']:>16.1%}  "
+                  f"{r['ranks'] / r['step'] * results[0]['step']:>8.2f}")
+        print(f"load average at the end: {os.getloadavg()}")
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         solver = write_demo(Path(tmp))
         results = [run_ranks(r, ["--worker", "train", "--solver", str(solver), "--iters", str(args.iters)])
