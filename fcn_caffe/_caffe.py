@@ -5,12 +5,16 @@ nets and solvers made afterwards run. Here that is the GPU where CuPy sees a CUD
 after one message (never a crash). The engine itself has no global mode: a Net owns its device, and the pycaffe
 classes (fcn_caffe.pycaffe) ask current_device() when they are built.
 
-There is no NCCL here: has_nccl() is False and NCCL does nothing, as in a pycaffe built without NCCL.
+Multi-GPU as pycaffe's train.py does it: set_solver_count/set_solver_rank, then NCCL(solver, uid), nccl.bcast() and
+solver.add_callback(nccl) in each process (solver/parallel.py does the work). has_nccl() is True with CuPy's NCCL
+and a GPU; without it, processes started by mpiexec (as many as solver_count) all-reduce through MPI, and a
+solver_count of 1 needs nothing.
 """
 import logging
 import time
 
 from layers import backend, known_types, rng
+from solver import parallel
 from layers.caffe_compat import Layer  # noqa: F401 (the class Python layers subclass, as caffe.Layer)
 from solver.log import get_logger
 
@@ -71,16 +75,54 @@ def log(message):
     get_logger().info(message)
 
 
-# ------------------------------------------------------------------ multi-GPU bookkeeping (no NCCL)
+# ------------------------------------------------------------------ multi-GPU (solver/parallel.py)
 def has_nccl():
-    return False
+    """Whether NCCL can run here: CuPy with NCCL and a CUDA device."""
+    return parallel.has_nccl()
 
 
 class NCCL:
-    """pycaffe's NCCL(solver, uid) as built without NCCL: it can be made and registered, and does nothing."""
+    """pycaffe's NCCL(solver, uid): joins `solver` to the group of solver_count() processes (this one being
+    solver_rank()): its data share, and with bcast() rank 0's weights; solver.add_callback(nccl) all-reduces the
+    gradients before each update. NCCL when has_nccl(), else MPI for processes started by mpiexec."""
 
     def __init__(self, solver, uid):
         self.solver, self.uid = solver, uid
+        count, rank = solver_count(), solver_rank()
+        if count == 1:
+            comm = parallel.Single()
+        elif has_nccl():
+            comm = parallel.NCCLCommunicator(rank, count, uid)
+        elif parallel.launched_size() == count and parallel.has_mpi():
+            comm = parallel.MPICommunicator()
+            if comm.rank != rank:
+                raise RuntimeError(f"set_solver_rank({rank}) but this is MPI rank {comm.rank} of the processes "
+                                   f"mpiexec started; set the rank to MPI's")
+        else:
+            raise RuntimeError(f"caffe.NCCL for {count} solvers needs NCCL (CuPy with NCCL, and GPUs; has_nccl() is "
+                               f"False here) or {count} processes started by mpiexec -n {count} with mpi4py "
+                               f"(pip install -e \".[mpi]\"); set_solver_count(1) trains in one process")
+        self.parallel = parallel.Parallel(solver, comm) if solver is not None else None
+
+    @staticmethod
+    def new_uid():
+        """NCCL's unique id for a new group (made once, given to every process); empty without NCCL."""
+        if not has_nccl():
+            return b""
+        from cupy.cuda import nccl
+        return nccl.get_unique_id()
+
+    def bcast(self):
+        """Every solver takes rank 0's weights."""
+        if self.parallel is not None:
+            self.parallel.broadcast_weights()
+
+    def on_start(self):
+        pass
+
+    def on_gradients_ready(self):
+        if self.parallel is not None:
+            self.parallel.reduce_gradients()
 
 
 def solver_count():

@@ -166,8 +166,8 @@ class Net(layers.Net):
         first.reset(data, labels, data.shape[0])
 
     def after_backward(self, fn):
-        if isinstance(fn, NCCL):          # pycaffe's net.after_backward(nccl): nothing to do without NCCL
-            return
+        if isinstance(fn, NCCL):          # pycaffe's layer-wise reduce: here the whole gradient is all-reduced at once,
+            return                        # in on_gradients_ready (solver.add_callback(nccl))
         super().after_backward(fn)
 
 
@@ -192,11 +192,12 @@ class PycaffeSolver:
 
     def __init__(self, filename, device=None):
         super().__init__(filename, device=_caffe.current_device() if device is None else device)
+        self.solver_count = _caffe.solver_count()      # what a restore compares the snapshot's rank count with
 
     def add_callback(self, fn, event="step"):
         """pycaffe's add_callback(on_start, on_gradients_ready) or add_callback(nccl), or the engine's events."""
         if isinstance(fn, NCCL):
-            return None
+            return super().add_callback(lambda solver: fn.on_gradients_ready(), "gradients_ready")
         return super().add_callback(fn, event)
 
 

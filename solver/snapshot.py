@@ -16,7 +16,7 @@ import numpy
 
 from layers import backend
 from netspec import caffe_pb2, io as netio, paths
-from solver.log import get_logger
+from solver.log import g, get_logger
 from solver.update import on_device
 
 log = get_logger()
@@ -110,6 +110,11 @@ def write(solver) -> Tuple[str, str]:
         # learned_net names the model as Caffe would, by the prefix as written in the solver
         state = caffe_pb2.SolverState(iter=solver.iter, current_step=solver.current_step,
                                       learned_net=f"{solver.snapshot_prefix_written}_iter_{solver.iter}{model_ext}")
+        batches = solver.parallel.shard.position if solver.parallel is not None else solver.batches_read[0]
+        if batches != solver.iter * p.iter_size:
+            state.train_batches = batches
+        if solver.solver_count != 1:
+            state.solver_count = solver.solver_count
         for array in solver.update.history:
             state.history.add().CopyFrom(netio.array_to_blob(backend.to_cpu(array)))
         target = state_path
@@ -123,8 +128,30 @@ def write(solver) -> Tuple[str, str]:
 
 def restore(solver, state_file) -> None:
     """Continue `solver` from a .solverstate (binary or HDF5): iteration, lr step, history and the learned weights;
-    data layers that can skip what the run had read, so a resumed run sees the batches an uninterrupted one would."""
+    data layers that can skip what the run had read, so a resumed run sees the batches an uninterrupted one would.
+
+    In a data-parallel group (solver.parallel) rank 0 reads the file and gives the others what it holds, so the
+    snapshot need only be where rank 0 runs."""
     state_file = os.fspath(state_file)
+    parallel = solver.parallel
+    count = batches = 1
+    if parallel is None or parallel.is_root:
+        count, batches = _restore_state(solver, state_file)
+    if parallel is not None:
+        count, batches = parallel.share_restored(count, batches)
+    if count != solver.solver_count and (parallel is None or parallel.is_root):
+        before = f"{g(batches / solver.iter)} batches per iteration" if solver.iter else "its batches"
+        log.warning(f"{state_file} was written by {count} rank(s) and {solver.solver_count} go on from it: each "
+                    f"iteration now averages the gradients of {solver.solver_count} x {solver.param.iter_size} "
+                    f"(iter_size) batches (the snapshot's run averaged {before}), so the effective batch changes; "
+                    f"the iteration count, learning rate schedule and history go on as they were, and the data "
+                    f"goes on after the {batches} batches read")
+    fast_forward_data(solver, batches)
+    log.info(f"{solver.type} solver: restored iteration {solver.iter} from {state_file}")
+
+
+def _restore_state(solver, state_file) -> int:
+    """restore's reading part (rank 0's in a group): the solver_count the state was written by."""
     paths.first_file([state_file], f"solver state '{state_file}' not found")
     state = netio.read_solverstate(state_file)
     update = solver.update
@@ -148,8 +175,8 @@ def restore(solver, state_file) -> None:
     solver.current_step = state.current_step
     update.history = [on_device(numpy.asarray(a, dtype=blob.dtype), blob)
                       for a, blob in zip(arrays, update.history_params())]
-    fast_forward_data(solver)
-    log.info(f"{solver.type} solver: restored iteration {solver.iter} from {state_file}")
+    batches = state.train_batches if state.HasField("train_batches") else state.iter * solver.param.iter_size
+    return state.solver_count, batches
 
 
 def find_learned_net(learned: str, state_file: str, base_dir: Optional[str]) -> str:
@@ -168,14 +195,22 @@ def find_learned_net(learned: str, state_file: str, base_dir: Optional[str]) -> 
     return paths.first_file(candidates, f"{state_file}: its weights '{learned}' (learned_net) were not found")
 
 
-def fast_forward_data(solver) -> None:
-    """Move the data layers that can (fast_forward) to where an uninterrupted run would be at solver.iter."""
+def fast_forward_data(solver, train_batches=None) -> None:
+    """Move the data layers that can (fast_forward) to where an uninterrupted run would be at solver.iter: the
+    train net after `train_batches` batches of its single sequence (default iter x iter_size; a group's ranks
+    read their shares on from there), the test nets after the tests run so far."""
     p = solver.param
+    train = solver.iter * p.iter_size if train_batches is None else int(train_batches)
+    if solver.parallel is not None:
+        solver.parallel.shard.skip_to(train)
+        solver.batches_read[0] = solver.iter * p.iter_size
     tests = 0
     if p.test_interval:
         tests = sum(1 for it in range(0, solver.iter, p.test_interval) if it > 0 or p.test_initialization)
-    wanted = [solver.iter * p.iter_size] + [tests * iters for iters in p.test_iter[:len(solver.test_nets)]]
+    wanted = [train] + [tests * iters for iters in p.test_iter[:len(solver.test_nets)]]
     for k, (net, target) in enumerate(zip([solver.net] + solver.test_nets, wanted)):
+        if k == 0 and solver.parallel is not None:
+            continue
         skip = target - solver.batches_read[k]
         # a Python layer answers for its class (PythonLayer.__getattr__): a user's may define fast_forward too
         layers = [layer for layer in net.layers if hasattr(layer, "fast_forward")]

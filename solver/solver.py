@@ -8,6 +8,10 @@ NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver and AdamSolver are 
 
 Relative paths in the solver (net files, weights, snapshot_prefix) and in its nets (HDF5Data sources) are looked for
 in the solver file's folder first, then in the working directory. Snapshots are written atomically.
+
+In a data-parallel group (solver.parallel, set by solver/parallel.py) the loop agrees with the other ranks once per
+iteration on the loss and the action, tests and snapshots on rank 0 only, and the gradients are all-reduced at
+'gradients_ready'.
 """
 import collections
 import math
@@ -76,6 +80,8 @@ class Solver:
         self.losses, self.smoothed_loss = [], 0.0
         self.batches_read = [0] * (1 + len(self.test_nets))   # forwards run by the solver: train net, test nets
         self.device = "cpu"
+        self.parallel = None                        # solver.parallel.Parallel: this solver's part in a group
+        self.solver_count = 1                       # ranks training together (Caffe::solver_count)
         self.to_device(device)
 
     def _check_param(self):
@@ -200,6 +206,9 @@ class Solver:
                 loss += self.net.forward_backward()
                 self.batches_read[0] += 1
             loss /= p.iter_size
+            request = None
+            if self.parallel is not None:           # every rank: the mean loss, and one action for all
+                loss, request = self.parallel.agree(loss, self._requested_action())
             if not math.isfinite(loss):
                 self._diverged(loss)
             self._update_smoothed_loss(loss, start_iter)
@@ -214,7 +223,8 @@ class Solver:
             self.apply_update()
             self.iter += 1
             self._run_callbacks("step")
-            request = self._requested_action()
+            if request is None:
+                request = self._requested_action()
             if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
                 self.snapshot()
             if request == STOP:
@@ -273,7 +283,10 @@ class Solver:
         iters = self.param.test_iter[test_net_id]
         sums, loss = collections.OrderedDict(), 0.0
         for _ in range(iters):
-            request = self._requested_action()
+            # in a group, requests wait for the next control step (every rank acts on them together)
+            request = self._requested_action() if self.parallel is None else NONE
+            if self.parallel is not None:
+                self.parallel.keepalive()
             while request != NONE:
                 if request == SNAPSHOT:
                     self.snapshot()
@@ -315,6 +328,10 @@ class Solver:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self) -> Tuple[str, str]:
         """Write <prefix>_iter_N.caffemodel and .solverstate (.caffemodel.h5 / .solverstate.h5 for HDF5)."""
+        if self.parallel is not None:
+            if not self.parallel.is_root:
+                return None                         # Caffe: the root solver alone snapshots
+            self.parallel.keepalive()
         model_path, state_path = snapshot.write(self)
         self.last_snapshot = (self.iter, model_path, state_path)
         return model_path, state_path

@@ -124,3 +124,17 @@ def test_relative_paths_resolve_from_the_working_directory(caffe, tmp_path, monk
     solver.snapshot()
     assert (tmp_path / "snaps" / "run_iter_0.caffemodel").is_file()
     assert not (tmp_path / "models" / "snaps").exists()
+
+
+def test_nccl_for_several_solvers_without_nccl_or_mpiexec_says_what_it_needs(tmp_path, monkeypatch):
+    import fcn_caffe as caffe
+    from tests.solver.tiny import make_tiny
+    monkeypatch.chdir(tmp_path)
+    solver = caffe.SGDSolver(make_tiny(tmp_path))
+    caffe.set_solver_count(2)
+    try:
+        with pytest.raises(RuntimeError, match=r"caffe.NCCL for 2 solvers needs NCCL .* or 2 processes started "
+                                               r"by mpiexec -n 2"):
+            caffe.NCCL(solver, caffe.NCCL.new_uid())
+    finally:
+        caffe.set_solver_count(1)
