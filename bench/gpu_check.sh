@@ -34,6 +34,7 @@ save() {    # what is done so far goes back even if a later step outruns the dev
 if compgen -G "build/whl/*.whl" > /dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/fcn-site \
         build/whl/*.whl && export PYTHONPATH=/tmp/fcn-site${PYTHONPATH:+:$PYTHONPATH}
+    [ -d /tmp/fcn-site/bin ] && export PATH=/tmp/fcn-site/bin:$PATH     # e.g. the mpich wheel's mpiexec
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 unset CUPY_TF32
@@ -121,6 +122,14 @@ for where in ("cpu", "gpu"):
         sys.exit(done.stderr[-2000:])
     losses[where] = [float(v) for v in re.findall(r"Iteration \d+.*?, loss = ([-\d.e+]+)", done.stderr)]
     print("  " + "\n  ".join(done.stderr.strip().splitlines()[-3:]))
+    if where == "gpu":              # Caffe's `caffe time` on the card, through the Net's timing hook
+        cmd = [sys.executable, "-m", "solver", "time", str(folder / "net.prototxt"), "--iterations", "5",
+               "--gpu", "0"]
+        timed = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+        print(f"{' '.join(cmd[1:4])} --gpu 0: exit {timed.returncode}")
+        print("  " + "\n  ".join((timed.stdout + timed.stderr).strip().splitlines()[-5:]))
+        if timed.returncode:
+            sys.exit(1)
 worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(losses["gpu"], losses["cpu"]))
 print(f"{len(losses['gpu'])} logged losses, GPU vs CPU largest relative difference {worst:.2e}")
 sys.exit(0 if len(losses["gpu"]) == len(losses["cpu"]) > 0 and worst < 1e-4 else 1)
