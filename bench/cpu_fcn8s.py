@@ -134,19 +134,20 @@ def conv_flops(net):
     return flops
 
 
-def instrument(net, profile):
-    """Time every layer's forward and backward into profile[(type, 'forward'|'backward')] (seconds)."""
-    for layer in net.layers:
-        for phase in ("forward", "backward"):
-            run = getattr(layer, f"run_{phase}")
-
-            def timed(*args, _run=run, _key=(layer.type, phase)):
-                start = time.perf_counter()
-                try:
-                    return _run(*args)
-                finally:
-                    profile[_key] += time.perf_counter() - start
-            setattr(layer, f"run_{phase}", timed)
+def profiled(net, run):
+    """Run `run()` once under the Net's timing hook: {(layer type, 'forward'|'backward'): seconds}, plus the
+    time outside the layers as ('other', 'step') (the SGD update, for a training step)."""
+    profile = collections.Counter()
+    with net.timing() as times:
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+    for layer, forward, backward in zip(net.layers, times.forward, times.backward):
+        profile[(layer.type, "forward")] += forward
+        if backward:
+            profile[(layer.type, "backward")] += backward
+    profile[("other", "step")] += max(0.0, wall - sum(times.forward) - sum(times.backward))
+    return profile
 
 
 def child_ours(task, size, repeats, folder, out):
@@ -165,9 +166,7 @@ def child_ours(task, size, repeats, folder, out):
             scores = net.forward(data=image)["score"]
             times.append(time.perf_counter() - start)
         numpy.save(out / f"ours_forward_{size}.npy", scores)
-        profile = collections.Counter()
-        instrument(net, profile)
-        net.forward(data=image)
+        profile = profiled(net, lambda: net.forward(data=image))
         result["profile"] = {f"{t}|{p}": v for (t, p), v in profile.items()}
     else:
         import logging
@@ -193,18 +192,9 @@ def child_ours(task, size, repeats, folder, out):
             start = time.perf_counter()
             solver.step(1)
             times.append(time.perf_counter() - start)
-        profile = collections.Counter()
-        instrument(net, profile)
-        update = solver.apply_update
-
-        def timed_update():
-            start = time.perf_counter()
-            update()
-            profile[("SGD update", "update")] += time.perf_counter() - start
-        solver.apply_update = timed_update
-        solver.step(1)
+        profile = profiled(net, lambda: solver.step(1))       # 'other': the SGD update
         result["profile"] = {f"{t}|{p}": v for (t, p), v in profile.items()}
-    from layers.im2col import _POOL
+    from layers.kernels.threads import POOL as _POOL
     result.update(times=times, max_rss_mb=max_rss_mb(), threads=_POOL.size)
     return result
 

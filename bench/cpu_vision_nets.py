@@ -80,7 +80,7 @@ def image():
 # ------------------------------------------------------------------------------------------------ ours
 def layer_kind(layer):
     """The profile's row: the layer type, with depthwise Convolution apart."""
-    from layers.depthwise import is_depthwise
+    from layers.kernels.depthwise import is_depthwise
     if layer.type == "Convolution" and is_depthwise(layer.channels, layer.group, layer.blobs[0].shape):
         return "Convolution (depthwise)"
     return layer.type
@@ -102,19 +102,12 @@ def child_ours(model, repeats):
         times.append(time.perf_counter() - start)
     scores = net.forward(data=x, end=NETS[model])[NETS[model]].copy()
     profile = collections.Counter()
-    for layer in net.layers:                 # time each layer of PROFILED more forwards
-        run = layer.run_forward
-
-        def timed(*args, _run=run, _kind=layer_kind(layer)):
-            start = time.perf_counter()
-            try:
-                return _run(*args)
-            finally:
-                profile[_kind] += time.perf_counter() - start
-        layer.run_forward = timed
-    for _ in range(PROFILED):
-        net.forward(data=x)
-    from layers.im2col import _POOL
+    with net.timing() as layer_times:        # time each layer of PROFILED more forwards
+        for _ in range(PROFILED):
+            net.forward(data=x)
+    for layer, seconds in zip(net.layers, layer_times.forward):
+        profile[layer_kind(layer)] += seconds
+    from layers.kernels.threads import POOL as _POOL
     return {"times": times, "scores": scores.reshape(-1).tolist(),
             "profile": {kind: seconds / PROFILED for kind, seconds in profile.items()}, "threads": _POOL.size}
 

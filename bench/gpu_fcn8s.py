@@ -105,25 +105,15 @@ def _timed(fn, repeats, sync):
 
 
 def _profile(net, run, sync):
-    """One more run with every layer timed (device synchronised around each): {type|phase: seconds}."""
+    """One more run under the Net's timing hook (device synchronised around each layer): {type|phase: seconds}."""
     profile = collections.Counter()
-    originals = []
-    for layer in net.layers:
-        for phase in ("forward", "backward"):
-            original = getattr(layer, f"run_{phase}")
-            originals.append((layer, f"run_{phase}", original))
-
-            def timed(*a, _run=original, _key=f"{layer.type}|{phase}"):
-                sync()
-                start = time.perf_counter()
-                result = _run(*a)
-                sync()
-                profile[_key] += time.perf_counter() - start
-                return result
-            setattr(layer, f"run_{phase}", timed)
-    run()
-    for layer, name, original in originals:
-        setattr(layer, name, original)
+    with net.timing() as times:
+        run()
+        sync()
+    for layer, forward, backward in zip(net.layers, times.forward, times.backward):
+        profile[f"{layer.type}|forward"] += forward
+        if backward:
+            profile[f"{layer.type}|backward"] += backward
     return dict(profile)
 
 

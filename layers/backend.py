@@ -84,6 +84,14 @@ def use_device(device_id):
     cupy.cuda.Device(device_id).use()
 
 
+def synchronize():
+    """Wait for the current GPU's queued work (for timing); nothing without CuPy or with the tests' stand-in."""
+    if cupy is not None:
+        sync = getattr(cupy.cuda.Device(), "synchronize", None)
+        if sync is not None:
+            sync()
+
+
 def memory_bytes(xp=numpy):
     """The memory one array of module `xp` can at most take: the machine's RAM (or its cgroup's limit, if lower)
     for numpy, the current device's total memory for CuPy. Used to refuse impossible sizes before allocating."""

@@ -1,8 +1,19 @@
 """The Layer base class: Caffe's lifecycle (cf. caffe/layer.hpp) with pycaffe's Python-layer contract.
 
-Subclasses implement `setup`, `reshape`, `forward` and `backward`. Either override `forward`/`backward` with
-array-module (`xp`) generic code, or implement `forward_cpu`/`forward_gpu` (the GPU falls back to the CPU one).
-The Net calls only the `run_*` wrappers, which are never overridden.
+The contract every layer follows:
+- `setup(bottom, top)` reads the parameters, `reshape(bottom, top)` sizes the tops (it runs before every forward).
+- `forward(bottom, top)` and `backward(top, propagate_down, bottom)` are the generic code, written once on the
+  array module (`xp = self.xp(blob)`: numpy or CuPy). They are the reference path: always correct, on any device
+  and any dtype, and what the tests compare everything else with.
+- An optional fast path, `forward_fast(bottom, top)` / `backward_fast(top, propagate_down, bottom)`, is tried first
+  (CPU BLAS or threads, a CUDA kernel). It returns True when it did the work, or False to decline (the wrong
+  device, a layout it cannot take), and then the generic method runs. The two compute the same thing; tests call
+  both and compare.
+- What a layer needs from its Net is handed over when the Net builds it, never read from the Net:
+  `base_dir` (where relative data paths are tried first), `source_dir` (the folder of the net definition),
+  `need_backward` (whether a backward pass can reach this layer) and `bottom_need_backward` (per bottom). A layer
+  built outside a Net keeps the defaults below (no folders; backward needed).
+- The Net calls only the `run_*` wrappers, which are never overridden.
 Bottom diffs are assigned; param diffs accumulate (`+=`), as in Caffe.
 """
 import numpy
@@ -24,6 +35,11 @@ class Layer:
     max_num_top = None
     auto_top_blobs = False      # Caffe's AutoTopBlobs: create tops up to min_num_top/exact_num_top
     is_loss = False             # a loss layer's first top gets loss_weight 1 by default
+    # set by the Net when it builds the layer (see the module docstring)
+    base_dir = None
+    source_dir = None
+    need_backward = True
+    bottom_need_backward = None
 
     def __init__(self, param, phase="TEST"):
         self.param = param
@@ -41,26 +57,18 @@ class Layer:
         raise NotImplementedError(f"{self.type} layer '{self.name}' does not implement reshape")
 
     def forward(self, bottom, top):
-        if backend.is_gpu(bottom[0].data if bottom else top[0].data):
-            return self.forward_gpu(bottom, top)
-        return self.forward_cpu(bottom, top)
-
-    def backward(self, top, propagate_down, bottom):
-        if backend.is_gpu(top[0].data if top else bottom[0].data):
-            return self.backward_gpu(top, propagate_down, bottom)
-        return self.backward_cpu(top, propagate_down, bottom)
-
-    def forward_cpu(self, bottom, top):
         raise NotImplementedError(f"{self.type} layer '{self.name}' has no forward")
 
-    def forward_gpu(self, bottom, top):
-        return self.forward_cpu(bottom, top)
-
-    def backward_cpu(self, top, propagate_down, bottom):
+    def backward(self, top, propagate_down, bottom):
         raise NotImplementedError(f"{self.type} layer '{self.name}' has no backward")
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        return self.backward_cpu(top, propagate_down, bottom)
+    def forward_fast(self, bottom, top):
+        """The optional fast path: True when it computed the forward, False to leave it to `forward`."""
+        return False
+
+    def backward_fast(self, top, propagate_down, bottom):
+        """The optional fast path: True when it computed the backward, False to leave it to `backward`."""
+        return False
 
     def allow_force_backward(self, bottom_index):
         """Whether force_backward may make this bottom get a gradient (labels say no)."""
@@ -79,11 +87,6 @@ class Layer:
     @staticmethod
     def xp(blob):
         return backend.get_array_module(blob.data)
-
-    @property
-    def base_dir(self):
-        """The folder relative paths of this layer's definition are looked for in first: its net's base_dir."""
-        return getattr(getattr(self, "net", None), "base_dir", None)
 
     def resolve_path(self, path):
         """A relative path from the net definition: under base_dir if it exists there, else as written
@@ -106,7 +109,8 @@ class Layer:
 
     def run_forward(self, bottom, top):
         self.reshape(bottom, top)
-        self.forward(bottom, top)
+        if not self.forward_fast(bottom, top):
+            self.forward(bottom, top)
         loss = 0.0
         for blob, weight in zip(top, self.loss_weights):
             if weight:
@@ -114,7 +118,8 @@ class Layer:
         return loss
 
     def run_backward(self, top, propagate_down, bottom):
-        self.backward(top, propagate_down, bottom)
+        if not self.backward_fast(top, propagate_down, bottom):
+            self.backward(top, propagate_down, bottom)
 
     def check_blob_counts(self, bottom, top):
         def check(blobs, what, exact, low, high):

@@ -5,6 +5,8 @@ create each layer in definition order, connect bottoms and tops (in place when a
 params named by ParamSpec, and work out which layers and blobs need a gradient.
 """
 import collections
+import contextlib
+import time
 from typing import Dict, Optional, Sequence
 
 import numpy
@@ -18,6 +20,23 @@ from netspec.rules import filter_net
 from netspec.splits import insert_splits
 
 PHASES = {"TRAIN": "TRAIN", "TEST": "TEST", caffe_pb2.TRAIN: "TRAIN", caffe_pb2.TEST: "TEST"}
+
+
+class LayerTimes:
+    """Seconds each layer spent in forward and in backward (lists indexed as net.layers), summed over the passes
+    run inside Net.timing(); the GPU is synchronised around each layer, so a layer is charged its own kernels."""
+
+    def __init__(self, count, sync):
+        self.forward, self.backward = [0.0] * count, [0.0] * count
+        self.sync = sync
+
+    def start(self):
+        self.sync()
+        return time.perf_counter()
+
+    def stop(self, phase, layer_id, started):
+        self.sync()
+        getattr(self, phase)[layer_id] += time.perf_counter() - started
 
 
 def _phase_name(phase):
@@ -82,6 +101,7 @@ class Net:
         self.release_blobs = False
         self._released = False
         self._spare, self._shapes = [], {}
+        self._timer = None                   # a LayerTimes while inside timing()
         self._hooks = {event: [] for event in ("before_forward", "after_forward", "before_backward",
                                                "after_backward")}
         if device is not None:
@@ -106,8 +126,8 @@ class Net:
         for layer_id, lp in enumerate(param.layer):
             # a layer's own `phase` field wins; otherwise it runs in the net's phase (Caffe's set_phase)
             layer = create_layer(lp, _phase_name(lp.phase) if lp.HasField("phase") else self.phase)
-            layer.layer_id = layer_id
-            layer.net = self
+            layer.base_dir = self.base_dir                       # what a layer needs from its net, given
+            layer.source_dir = paths.folder_of(self.source)      # at build time (layers/base.py)
             if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
                 raise ValueError(f"layer '{lp.name}': propagate_down has {len(lp.propagate_down)} values "
                                  f"for {len(lp.bottom)} bottom blob(s)")
@@ -169,7 +189,7 @@ class Net:
                 learns = spec.lr_mult != 0
                 layer.param_propagate_down.append(learns)
                 need_backward |= learns
-                self._append_param(layer, param_id, spec)
+                self._append_param(layer_id, layer, param_id, spec)
             self.layers.append(layer)
             self._layer_bottoms.append(list(lp.bottom))
             self._layer_tops.append(top_names)
@@ -179,6 +199,8 @@ class Net:
                 blob_need_backward[name] = need_backward
 
         self._prune_backward(force_backward)
+        for layer, need, bottom_need in zip(self.layers, self.layer_need_backward, self.bottom_need_backward):
+            layer.need_backward, layer.bottom_need_backward = need, list(bottom_need)
         # Caffe's available_blobs: a layer consumes its bottoms, then (re)produces its tops, so the blob of an
         # in-place layer (ReLU, Dropout) is still a net output
         available = set()
@@ -189,11 +211,11 @@ class Net:
         self.layer_dict = collections.OrderedDict((l.name, l) for l in self.layers)
         self.params = collections.OrderedDict((l.name, l.blobs) for l in self.layers if l.blobs)
 
-    def _append_param(self, layer, param_id, spec):
+    def _append_param(self, layer_id, layer, param_id, spec):
         name = spec.name
         if not name or name not in self._param_owner:
             if name:
-                self._param_owner[name] = (layer.layer_id, param_id)
+                self._param_owner[name] = (layer_id, param_id)
             self.learnable_params.append(layer.blobs[param_id])
             self.params_lr.append(spec.lr_mult)
             self.params_weight_decay.append(spec.decay_mult)
@@ -347,15 +369,19 @@ class Net:
         if not release:
             self._spare = []
         loss = 0.0
+        timer = self._timer
         for layer_id in range(first, last + 1):
             for hook in self._hooks["before_forward"]:
                 hook(layer_id)
             lent = self._lend(layer_id, transient) if release else {}
+            started = timer and timer.start()
             try:
                 loss += self.layers[layer_id].run_forward(self._blobs_of(self._layer_bottoms[layer_id]),
                                                           self._blobs_of(self._layer_tops[layer_id]))
             except MemoryError as e:                 # a size refused by Blob, numpy's or CuPy's out of memory
                 raise _named(e, self.layers[layer_id].param) from e
+            if timer:
+                timer.stop("forward", layer_id, started)
             for name, (view, owner) in lent.items():
                 if self.blobs[name].data is not view:  # the layer chose other memory (a new shape, shared data)
                     if self.blobs[name].shape == view.shape:    # a new shape drops it: inputs that change
@@ -436,15 +462,32 @@ class Net:
 
     def _backward(self, first, last):
         """Back-propagate layers first down to last by index (Caffe's BackwardFromTo, pycaffe's net._backward)."""
+        timer = self._timer
         for layer_id in range(first, last - 1, -1):
             for hook in self._hooks["before_backward"]:
                 hook(layer_id)
             if self.layer_need_backward[layer_id]:
+                started = timer and timer.start()
                 self.layers[layer_id].run_backward(self._blobs_of(self._layer_tops[layer_id]),
                                                    self.bottom_need_backward[layer_id],
                                                    self._blobs_of(self._layer_bottoms[layer_id]))
+                if timer:
+                    timer.stop("backward", layer_id, started)
             for hook in self._hooks["after_backward"]:
                 hook(layer_id)
+
+    @contextlib.contextmanager
+    def timing(self):
+        """Time every layer's forward and backward while inside: `with net.timing() as times: ...`, then
+        times.forward[i] / times.backward[i] are the seconds layer i took (`python -m solver time`, the benchmark
+        profiles). On the GPU each layer's kernels are waited for, which costs a little of the overlap."""
+        sync = backend.synchronize if getattr(self, "device", None) == "gpu" else (lambda: None)
+        times = LayerTimes(len(self.layers), sync)
+        outer, self._timer = self._timer, times
+        try:
+            yield times
+        finally:
+            self._timer = outer
 
     # Caffe's Net callbacks, run with the layer index around each layer's forward or backward
     def before_forward(self, fn):

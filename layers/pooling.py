@@ -11,8 +11,8 @@ import numpy
 
 from layers import backend
 from layers.base import Layer
-from layers.convolution import pair
-from layers.im2col import _tap_range, parallel_map
+from layers.kernels.geometry import pool_outsize, pool_pairs, tap_range
+from layers.kernels.threads import parallel_map
 from layers.registry import register
 from netspec import caffe_pb2
 
@@ -20,13 +20,10 @@ MAX, AVE, STOCHASTIC = (caffe_pb2.PoolingParameter.MAX, caffe_pb2.PoolingParamet
                         caffe_pb2.PoolingParameter.STOCHASTIC)
 
 
-def pool_outsize(size, kernel, stride, pad, ceil_mode=True):
-    """Caffe's pooled size: ceil (or floor) of (size + 2 pad - kernel) / stride, + 1, minus a window in the pad."""
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+def _serial(fn, count):
+    """The generic path's stand-in for parallel_map: the slabs one after another."""
+    for i in range(count):
+        fn(i)
 
 
 @register("Pooling")
@@ -45,20 +42,11 @@ class PoolingLayer(Layer):
         if len(top) == 2 and self.method != MAX:
             raise self.error("only MAX pooling has a second (mask) top")
         self.global_pooling = p.global_pooling
-        if self.global_pooling:
-            if p.kernel_size or p.HasField("kernel_h"):
-                raise self.error("with global_pooling the kernel size is the input size; do not set it")
-        else:
-            has_kh, has_kw = p.HasField("kernel_h"), p.HasField("kernel_w")
-            if has_kh != has_kw:
-                raise self.error("kernel_h and kernel_w must be given together")
-            kernel = [p.kernel_size] if p.HasField("kernel_size") else []
-            self.kernel = pair(self, kernel, p.kernel_h, p.kernel_w, has_kh, None, "kernel")
-        if p.HasField("pad_h") != p.HasField("pad_w") or p.HasField("stride_h") != p.HasField("stride_w"):
-            raise self.error("pad_h/pad_w and stride_h/stride_w must be given in pairs")
-        self.pad = pair(self, [p.pad] if p.HasField("pad") else [], p.pad_h, p.pad_w, p.HasField("pad_h"), 0, "pad")
-        self.stride = pair(self, [p.stride] if p.HasField("stride") else [], p.stride_h, p.stride_w,
-                            p.HasField("stride_h"), 1, "stride")
+        if self.global_pooling and (p.kernel_size or p.HasField("kernel_h")):
+            raise self.error("with global_pooling the kernel size is the input size; do not set it")
+        kernel, self.stride, self.pad = pool_pairs(self.error, p)
+        if kernel is not None:
+            self.kernel = kernel
         if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
             raise self.error("global pooling takes no pad and stride 1")
         self.ceil_mode = p.round_mode == caffe_pb2.PoolingParameter.CEIL
@@ -88,8 +76,8 @@ class PoolingLayer(Layer):
         (kh, kw), (sh, sw), (ph, pw), (oh, ow) = self.kernel, self.stride, self.pad, self.out
         for t in range(kh * kw):
             ky, kx = divmod(t, kw)
-            y0, y1, iy = _tap_range(ky - ph, sh, oh, h)
-            x0, x1, ix = _tap_range(kx - pw, sw, ow, w)
+            y0, y1, iy = tap_range(ky - ph, sh, oh, h)
+            x0, x1, ix = tap_range(kx - pw, sw, ow, w)
             if y1 > y0 and x1 > x0:
                 src = (Ellipsis, slice(iy, iy + (y1 - y0 - 1) * sh + 1, sh), slice(ix, ix + (x1 - x0 - 1) * sw + 1, sw))
                 yield t, src, (Ellipsis, slice(y0, y1), slice(x0, x1))
@@ -103,28 +91,37 @@ class PoolingLayer(Layer):
         ws = numpy.minimum(xs + kw, w + pw) - xs
         return (hs[:, None] * ws[None, :]).astype(dtype)
 
-    def forward_gpu(self, bottom, top):
-        if self.method == MAX and not self.global_pooling:      # one kernel (below) instead of three per tap
+    def forward(self, bottom, top):
+        self._forward(bottom, top, _serial)
+
+    def forward_fast(self, bottom, top):
+        """MAX on the GPU: one kernel (below) instead of three per tap; on the CPU: slabs of channels on the
+        kernel threads."""
+        if backend.is_gpu(bottom[0].data):
+            if self.method != MAX or self.global_pooling:
+                return False
             xp = self.xp(bottom[0])
             self.argmax = xp.empty(top[0].shape, dtype=numpy.int32)
+            self.argmax_from_kernel = True                 # flat indices, which only the kernel's backward reads
             max_pool_forward_gpu(bottom[0].data, top[0].data, self.argmax, self.kernel, self.stride, self.pad)
             if len(top) > 1:
                 top[1].data[...] = self._flat_argmax(xp, *bottom[0].shape[2:])
-            return
-        self._forward(bottom, top, lambda fn, count: [fn(i) for i in range(count)])
+            return True
+        self._forward(bottom, top, parallel_map)
+        return True
 
-    def forward_cpu(self, bottom, top):
-        self._forward(bottom, top, parallel_map)      # slabs of channels on the CPU kernel threads
+    def backward(self, top, propagate_down, bottom):
+        self._backward(top, propagate_down, bottom, _serial)
 
-    def backward_gpu(self, top, propagate_down, bottom):
-        if self.method == MAX and not self.global_pooling:
+    def backward_fast(self, top, propagate_down, bottom):
+        if backend.is_gpu(top[0].data):
+            if self.method != MAX or self.global_pooling or not self.argmax_from_kernel:
+                return False
             if propagate_down[0]:
                 max_pool_backward_gpu(top[0].diff, self.argmax, bottom[0].diff, self.kernel, self.stride, self.pad)
-            return
-        self._backward(top, propagate_down, bottom, lambda fn, count: [fn(i) for i in range(count)])
-
-    def backward_cpu(self, top, propagate_down, bottom):
+            return True
         self._backward(top, propagate_down, bottom, parallel_map)
+        return True
 
     @staticmethod
     def _slabs(channels):
@@ -134,6 +131,7 @@ class PoolingLayer(Layer):
 
     def _forward(self, bottom, top, run):
         xp = self.xp(bottom[0])
+        self.argmax_from_kernel = False
         x = bottom[0].data
         n, c, h, w = x.shape
         y = top[0].data
@@ -151,8 +149,7 @@ class PoolingLayer(Layer):
         if self.method == MAX:
             # the winning tap per output cell (Caffe keeps the flat bottom index; the tap is 1 byte for 2x2),
             # needed only when a backward pass can follow (not in a deploy net) or for the mask top
-            net = getattr(self, "net", None)
-            keep = len(top) > 1 or net is None or net.layer_need_backward[self.layer_id]
+            keep = len(top) > 1 or self.need_backward
             count = self.kernel[0] * self.kernel[1]
             self.argmax = xp.zeros(y.shape, dtype=numpy.uint8 if count <= 256 else numpy.int32) if keep else None
             count, step = self._slabs(c)
@@ -217,6 +214,8 @@ class PoolingLayer(Layer):
             else:
                 flat[...] = dy.reshape(flat.shape[0], -1, 1) / dy.dtype.type(h * w)
             return
+        if self.method == MAX and self.argmax_from_kernel:
+            raise self.error("the generic backward cannot read the GPU kernel's argmax; run the fast path")
         if self.method == MAX and self.argmax is None:
             raise self.error("backward after a forward that kept no argmax (the net needed no backward here)")
         taps = list(self._taps(h, w))

@@ -20,7 +20,6 @@ import sys
 from layers import caffe_compat
 from layers.base import Layer
 from layers.registry import register
-from netspec import paths
 
 _FILE_MODULES = {}          # modules loaded from a prototxt's folder, by real path: each file runs once
 # what a module written for pycaffe (`import caffe`) needs here
@@ -121,8 +120,7 @@ class PythonLayer(Layer):
         p = self.param.python_param
         if not p.module or not p.layer:
             raise self.error("python_param needs both `module` (a Python module name) and `layer` (a class in it)")
-        folder = paths.folder_of(getattr(getattr(self, "net", None), "source", None))
-        cls = find_layer_class(self, p.module, p.layer, folder)
+        cls = find_layer_class(self, p.module, p.layer, self.source_dir)
         if issubclass(cls, Layer):                  # one of this engine's layers (the bundled data layers)
             self.impl = cls(self.param, self._phase)
             self.impl.param_str = p.param_str
@@ -136,7 +134,8 @@ class PythonLayer(Layer):
             if bottom or top:
                 self.impl.blobs.dtype = (bottom or top)[0].dtype     # params in the net's dtype
         self.blobs = self.impl.blobs                # one list: the Net sees the params the class adds
-        self.impl.net = getattr(self, "net", None)   # engine-layer classes resolve data paths through the net
+        if isinstance(self.impl, Layer):            # engine-layer classes resolve data paths as the net says
+            self.impl.base_dir, self.impl.source_dir = self.base_dir, self.source_dir
         self.impl.setup(bottom, top)
 
     def reshape(self, bottom, top):

@@ -48,8 +48,7 @@ class ScaleLayer(Layer):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        net = getattr(self, "net", None)
-        if top[0] is bottom[0] and (net is None or net.layer_need_backward[self.layer_id]):
+        if top[0] is bottom[0] and self.need_backward:
             self.saved_bottom = x.copy()         # in place: backward needs the input that is overwritten here
         self.xp(bottom[0]).multiply(x, self._scale(bottom).data.reshape(self.view), out=top[0].data)
         if self.bias_term:

@@ -62,7 +62,7 @@ class SoftmaxWithLossLayer(LossLayer):
         valid_count = valid_count if self.ignore_label is not None else self.outer * self.inner
         return self.normalizer(self.normalization, self.outer, self.inner, valid_count)
 
-    def forward_cpu(self, bottom, top):
+    def forward(self, bottom, top):
         xp = self.xp(bottom[0])
         channels = bottom[0].shape[self.axis]
         scores = bottom[0].data.reshape(self.outer, channels, self.inner)
@@ -80,7 +80,7 @@ class SoftmaxWithLossLayer(LossLayer):
         if len(top) > 1:
             top[1].data[...] = self.prob.reshape(top[1].shape)
 
-    def backward_cpu(self, top, propagate_down, bottom):
+    def backward(self, top, propagate_down, bottom):
         if propagate_down[1]:
             raise self.error("cannot back-propagate to the label input; set propagate_down: false for it")
         if not propagate_down[0]:
@@ -93,8 +93,10 @@ class SoftmaxWithLossLayer(LossLayer):
             grad *= self.valid
         grad *= grad.dtype.type(float(top[0].diff) / self._normalizer(self.valid_count))
 
-    # -- GPU: the same arithmetic in two kernels (below) and one read of three numbers per forward
-    def forward_gpu(self, bottom, top):
+    # -- the fast path, GPU only: the same arithmetic in two kernels (below) and one read of three numbers
+    def forward_fast(self, bottom, top):
+        if not backend.is_gpu(bottom[0].data):
+            return False
         channels = bottom[0].shape[self.axis]
         self.prob = softmax(bottom[0].data.reshape(self.outer, channels, self.inner), axis=1)
         loss, self.valid_count, bad = softmax_loss_forward_gpu(self.prob, bottom[1].data, self.ignore_label)
@@ -103,20 +105,24 @@ class SoftmaxWithLossLayer(LossLayer):
         top[0].data[...] = loss / self._normalizer(self.valid_count)
         if len(top) > 1:
             top[1].data[...] = self.prob.reshape(top[1].shape)
+        return True
 
-    def backward_gpu(self, top, propagate_down, bottom):
+    def backward_fast(self, top, propagate_down, bottom):
+        if not backend.is_gpu(top[0].data):
+            return False
         if propagate_down[1]:
             raise self.error("cannot back-propagate to the label input; set propagate_down: false for it")
         if not propagate_down[0]:
-            return
+            return True
         grad = bottom[0].diff.reshape(self.prob.shape)
         # top diff / normalizer as the CPU path rounds it, left on the device: the backward reads nothing back
         scale = (top[0].diff.astype(numpy.float64) / self._normalizer(self.valid_count)).astype(grad.dtype)
         softmax_loss_backward_gpu(self.prob, bottom[1].data, scale, self.ignore_label, grad)
+        return True
 
 
 # SoftmaxWithLoss on the GPU (cf. caffe softmax_loss_layer.cu): the loss per cell and the gradient, with
-# ignore_label, one ElementwiseKernel each. Their numpy twin, and test oracle, is forward_cpu/backward_cpu. Labels
+# ignore_label, one ElementwiseKernel each. Their numpy twin, and test oracle, is forward/backward. Labels
 # are truncated to int as the twin's astype does; labels out of range are counted, and the twin's check then raises.
 _FLT_MIN = repr(float(numpy.finfo(numpy.float32).tiny))       # as a C literal: exact in float and double
 

@@ -76,5 +76,5 @@ class SPPLayer(Layer):
         bottom[0].diff[...] = 0
         for layer, pooled, cols in self._slices(top):
             pooled.diff[...] = top[0].diff.reshape(n, -1)[cols].reshape(pooled.shape)
-            layer.backward([pooled], [True], [self.input])
+            layer.run_backward([pooled], [True], [self.input])
             bottom[0].diff += self.input.diff

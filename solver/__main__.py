@@ -1,4 +1,5 @@
 """python -m solver SOLVER.prototxt [--weights W.caffemodel[,W2]] [--snapshot S.solverstate] [--gpu N]
+   python -m solver time NET.prototxt [--iterations N] [--gpu N] [--phase TRAIN|TEST]   (solver/timing.py)
 
 Caffe's `caffe train`: builds the solver the prototxt's `type` names, finetunes from --weights or resumes from
 --snapshot, and solves to max_iter. Ctrl-C (SIGINT) stops after the current iteration and writes a snapshot;
@@ -9,7 +10,7 @@ import argparse
 import sys
 
 from netspec.errors import CaffeFormatError
-from solver import DivergedError, SignalHandler, get_solver
+from solver import DivergedError, SignalHandler, get_solver, timing
 from solver.log import get_logger
 from solver.signals import EFFECTS
 
@@ -49,19 +50,32 @@ def device_of(args, param):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["time"]:                        # Caffe's `caffe time`
+        return _command(lambda: timing.main(argv[1:]))
+    args = parse_args(argv)
+    return _command(lambda: train(args))
+
+
+def train(args):
+    solver = get_solver(args.solver)
+    device = device_of(args, solver.param)
+    if device is not None:
+        solver.to_device(device)
+    if args.weights:
+        for path in args.weights.split(","):
+            solver.copy_weights(path)
+    with SignalHandler(args.sigint_effect, args.sighup_effect) as handler:
+        solver.set_action_function(handler.check)
+        solver.solve(args.snapshot)
+    return 0
+
+
+def _command(run):
+    """Run a command: its exit status, errors logged as one line."""
     log = get_logger()
     try:
-        solver = get_solver(args.solver)
-        device = device_of(args, solver.param)
-        if device is not None:
-            solver.to_device(device)
-        if args.weights:
-            for path in args.weights.split(","):
-                solver.copy_weights(path)
-        with SignalHandler(args.sigint_effect, args.sighup_effect) as handler:
-            solver.set_action_function(handler.check)
-            solver.solve(args.snapshot)
+        return run()
     except DivergedError:
         return 1                                    # already logged, with its hint
     except (FileNotFoundError, CaffeFormatError, ValueError, OSError) as e:
@@ -70,7 +84,6 @@ def main(argv=None):
     except KeyboardInterrupt:
         log.error("interrupted; the snapshots written so far are intact")
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import pytest
 
 from layers import Net
 from layers.fillers import bilinear
-from layers.im2col import deconv_outsize
+from layers.kernels.geometry import deconv_outsize
 from tests.gradient_check import check_layer_gradient, make_layer, run_layer
 
 rng = numpy.random.default_rng(3)

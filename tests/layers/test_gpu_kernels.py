@@ -12,7 +12,8 @@ import numpy
 import pytest
 
 from layers import backend
-from layers.im2col import col2im, col2im_gpu, conv_outsize, im2col, im2col_gpu
+from layers.kernels.geometry import ConvGeometry
+from layers.kernels.im2col import col2im, col2im_gpu, im2col, im2col_gpu
 from layers.pooling import max_pool_backward_gpu, max_pool_forward_gpu
 from layers.softmax_with_loss import softmax_loss_backward_gpu, softmax_loss_forward_gpu
 from solver import sgd
@@ -42,8 +43,9 @@ IDS = [f"k{g[4][0]}x{g[4][1]}s{g[5][0]}p{g[6][0]}d{g[7][0]}" for g in GEOMETRIES
 def test_im2col_kernel_copies_as_the_twin(run, geometry, dtype):
     n, c, h, w, kernel, stride, pad, dilation = geometry
     x = rng.normal(size=(n, c, h, w)).astype(dtype)
-    expected = im2col(x, *kernel, *stride, *pad, *dilation)
-    _, col = run(lambda a: im2col_gpu(a, *kernel, *stride, *pad, *dilation), x)
+    geom = ConvGeometry(kernel, stride, pad, dilation)
+    expected = im2col(x, geom)
+    _, col = run(lambda a: im2col_gpu(a, geom), x)
     assert col.dtype == dtype and col.shape == expected.shape
     numpy.testing.assert_array_equal(col, expected)
 
@@ -52,12 +54,12 @@ def test_im2col_kernel_copies_as_the_twin(run, geometry, dtype):
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
 def test_col2im_kernel_sums_as_the_twin(run, geometry, dtype):
     n, c, h, w, kernel, stride, pad, dilation = geometry
-    oh = conv_outsize(h, kernel[0], stride[0], pad[0], dilation[0])
-    ow = conv_outsize(w, kernel[1], stride[1], pad[1], dilation[1])
+    geom = ConvGeometry(kernel, stride, pad, dilation)
+    oh, ow = geom.out_size(h, w)
     col = rng.normal(size=(n, c, *kernel, oh, ow)).astype(dtype)
-    expected = col2im(col, h, w, *stride, *pad, *dilation)
+    expected = col2im(col, h, w, geom)
     out = numpy.full((n, c, h, w), numpy.nan, dtype=dtype)          # every cell must be written
-    (_, out), _ = run(lambda a, o: col2im_gpu(a, h, w, *stride, *pad, *dilation, out=o), col, out)
+    (_, out), _ = run(lambda a, o: col2im_gpu(a, h, w, geom, out=o), col, out)
     numpy.testing.assert_array_equal(out, expected)                # same taps, same order: same rounding
 
 
@@ -167,7 +169,7 @@ def test_relu_backward_kernel_matches_the_twin(run, slope):
     dy = rng.normal(size=x.shape).astype(numpy.float32)
     want = numpy.empty_like(dy)
     layer.negative_slope = slope
-    layer._backward(numpy, x, dy, want)
+    layer._gradient(numpy, x, dy, want)
     (_, _, _, got), _ = run(lambda a, g, s, o: relu._relu_bwd(a, g, s, o), x, dy, numpy.float32(slope), dy.copy())
     numpy.testing.assert_array_equal(got, want)
 

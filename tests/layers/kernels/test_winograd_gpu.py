@@ -1,11 +1,12 @@
-"""The GPU's Winograd F(2x2, 3x3) convolution (layers/winograd_gpu.py): each kernel against its numpy twin
+"""The GPU's Winograd F(2x2, 3x3) convolution (layers/kernels/winograd_gpu.py): each kernel against its numpy twin
 ('sim': the CUDA source compiled for the CPU; 'gpu': CuPy on a device), the twins together against a direct
 convolution and its gradients, and the Convolution layer's GPU path (which takes it for 3x3 layers with many
 channels) against the CPU path, forward, bottom diff and param diffs."""
 import numpy
 import pytest
 
-from layers import Blob, backend, winograd_gpu
+from layers import Blob, backend
+from layers.kernels import winograd_gpu
 from tests import cuda_sim
 from tests.conftest import gpu
 from tests.golden import assert_close
@@ -100,7 +101,7 @@ def test_kernels_match_their_twins(run, case, dtype):
 
 def test_applies_to_vggs_layers_only():
     def applies(kernel=(3, 3), stride=(1, 1), dilation=(1, 1), group=1, c=64, m=64, n=1, h=40):
-        return winograd_gpu.applies(kernel, stride, dilation, group, c, m, (n, c, h, h), (n, m, h, h))
+        return winograd_gpu.fits(kernel, stride, dilation, group, c, m, (n, c, h, h), (n, m, h, h))
     assert applies()
     assert not applies(kernel=(7, 7)) and not applies(stride=(2, 2)) and not applies(dilation=(2, 2))
     assert not applies(group=2) and not applies(c=3) and not applies(m=21)
@@ -149,7 +150,7 @@ def test_layer_takes_the_fast_path_and_matches_the_cpu(device, monkeypatch, n, c
     for blob in layer.blobs:
         blob.diff[...] = 0
     layer.param_propagate_down = [True] * len(layer.blobs)
-    layer.backward(gtops, [True], gbottoms)
+    layer.run_backward(gtops, [True], gbottoms)
     assert calls == ["f"], "the 3x3 layer with many channels did not take the Winograd path"
     assert_close(gtops[0].data, tops[0].data, "forward", "forward")
     assert_close(gbottoms[0].diff, bottoms[0].diff, "bottom diff", "gradient")

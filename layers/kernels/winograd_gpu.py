@@ -1,5 +1,6 @@
 """Winograd F(2x2, 3x3) convolution on the GPU (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks"):
-the fast path of Convolution for 3x3, stride-1, undilated, ungrouped layers with many channels (VGG's and FCN's).
+the GPU strategy (layers/kernels/conv.py) for 3x3, stride-1, undilated, ungrouped layers with many channels
+(VGG's and FCN's).
 
 Each 4x4 input tile d (stride 2, overlapping by 2) and each 3x3 kernel g are transformed, V = B^T d B and
 U = G g G^T; the 16 products U_k V_k are 16 batched GEMMs (M x C times C x tiles, cuBLAS), and each tile's 2x2
@@ -25,11 +26,37 @@ INDEX_LIMIT = 2 ** 31       # the kernels' 32-bit tile and channel indices
 _G = numpy.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])     # kernel transform, 4 x 3
 
 
-def applies(kernel, stride, dilation, group, channels, num_output, bottom_shape, top_shape):
+ALL_GROUPS = True         # one group only (fits() says so), handed the whole arrays
+
+
+def supports(op, geom, x, w, y):
+    """CuPy arrays of a 3x3, stride-1, undilated, ungrouped convolution within the kernels' 32-bit indices."""
+    return (backend.is_gpu(x) and fits(geom.kernel, geom.stride, geom.dilation, geom.group, x.shape[1], y.shape[1],
+                                       x.shape, y.shape, min_channels=1))
+
+
+def applies(op, geom, x, w, y):
+    """supports(), with many channels (MIN_CHANNELS)."""
+    return supports(op, geom, x, w, y) and min(x.shape[1], y.shape[1]) >= MIN_CHANNELS
+
+
+def forward(x, w, b, out, geom):
+    run_forward(x, w, b, out, geom.pad)
+
+
+def data_grad(dy, w, dx, geom):
+    backward(dx, w, dy, geom.pad, dx=dx)          # dx stands in for x: only its shape is read
+
+
+def weight_grad(x, dy, dw, geom):
+    backward(x, None, dy, geom.pad, dweight=dw)   # the weight gradient does not read the weight
+
+
+def fits(kernel, stride, dilation, group, channels, num_output, bottom_shape, top_shape, min_channels=MIN_CHANNELS):
     """Whether the fast path takes this layer: 3x3, stride 1, undilated, one group, many channels, and every
     transformed array within the kernels' 32-bit indices."""
     if not (kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1) and group == 1
-            and min(channels, num_output) >= MIN_CHANNELS):
+            and min(channels, num_output) >= min_channels):
         return False
     n, _, oh, ow = top_shape
     tiles = n * -(-oh // 2) * -(-ow // 2)
@@ -223,7 +250,7 @@ def input_transform(x, pad, top_shape):
     return v
 
 
-def forward(x, weight, bias, y, pad):
+def run_forward(x, weight, bias, y, pad):
     """y (N, M, OH, OW) = the 3x3 stride-1 convolution of x with weight (+ bias), written whole."""
     xp = backend.get_array_module(x)
     th, tw, tiles = _tiles(y.shape)

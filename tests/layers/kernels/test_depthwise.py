@@ -4,8 +4,9 @@ Convolution layer's numerical gradient on that path."""
 import numpy
 import pytest
 
-from layers.depthwise import depthwise_data_grad, depthwise_forward, depthwise_weight_grad, is_depthwise
-from layers.im2col import conv_data_grad_cpu, conv_forward_cpu, conv_outsize, conv_weight_grad_cpu
+from layers.kernels.depthwise import depthwise_data_grad, depthwise_forward, depthwise_weight_grad, is_depthwise
+from layers.kernels import conv
+from layers.kernels.geometry import ConvGeometry, conv_outsize
 from tests.gradient_check import check_layer_gradient, make_layer
 
 rng = numpy.random.default_rng(8)
@@ -24,14 +25,15 @@ def test_matches_the_grouped_convolution(c, mult, kernel, stride, pad, dilation,
     bias = rng.normal(size=c * mult).astype(numpy.float32)
     out = tuple(conv_outsize(s, k, st, p, d) for s, k, st, p, d in zip(hw, kernel, stride, pad, dilation))
     geometry = dict(stride=stride, pad=pad, dilation=dilation, group=c)
-    want = conv_forward_cpu(x, weight, bias, numpy.empty((2, c * mult, *out), numpy.float32), **geometry)
+    geom = ConvGeometry(kernel, stride, pad, dilation, c)
+    want = conv.forward(x, weight, bias, numpy.empty((2, c * mult, *out), numpy.float32), geom, "columns")
     have = depthwise_forward(x, weight, bias, numpy.empty_like(want), **geometry)
     numpy.testing.assert_allclose(have, want, rtol=1e-5, atol=1e-5)
     dy = rng.normal(size=want.shape).astype(numpy.float32)
-    dx = conv_data_grad_cpu(dy, weight, numpy.empty_like(x), **geometry)
+    dx = conv.data_grad(dy, weight, numpy.empty_like(x), geom, "columns")
     numpy.testing.assert_allclose(depthwise_data_grad(dy, weight, numpy.empty_like(x), **geometry), dx,
                                   rtol=1e-4, atol=1e-5)
-    dw = conv_weight_grad_cpu(x, dy, numpy.zeros_like(weight), **geometry)
+    dw = conv.weight_grad(x, dy, numpy.zeros_like(weight), geom, "columns")
     numpy.testing.assert_allclose(depthwise_weight_grad(x, dy, numpy.zeros_like(weight), **geometry), dw,
                                   rtol=1e-4, atol=1e-4)
 

@@ -1,14 +1,21 @@
 """Depthwise convolution (group == input channels, weight (C * multiplier, 1, kh, kw): MobileNet's 3x3 layers) as
 a loop over the kernel taps, each one multiply-add of a whole view, on the array module (the forward on wide
-rows: see depthwise_forward). Channels are independent, so the work goes in blocks of channels (a block's output
-about BLOCK values: it and its temporaries stay in cache) shared out to the CPU kernel threads
-(layers/im2col.parallel_map); no loop over pixels.
-Convolution's CPU path calls these instead of its per-group BLAS kernels, whose Python loop over groups of one
-channel each dominates a MobileNet forward; the sums are Caffe's (im2col + GEMM: taps in row-major order, then
-the bias). Output channel g * multiplier + j reads input channel g."""
-from layers import backend
-from layers.im2col import _POOL, _tap_range, parallel_map
+rows: see depthwise_forward). Channels are independent, so the work goes in blocks of channels (a block's
+output about BLOCK values: it and its temporaries stay in cache) shared out to the CPU kernel threads
+(threads.parallel_map); no loop over pixels.
+The dispatch (conv.py) takes this strategy on the CPU before the per-group BLAS strategies, whose Python loop
+over groups of one channel each dominates a MobileNet forward; the sums are Caffe's (im2col + GEMM: taps in
+row-major order, then the bias). Output channel g * multiplier + j reads input channel g.
 
+Supports and applies: group == input channels, one input channel per group, numpy arrays; all three
+operations, all groups at once (ALL_GROUPS)."""
+import numpy
+
+from layers import backend
+from layers.kernels.geometry import tap_range
+from layers.kernels.threads import POOL, parallel_map
+
+ALL_GROUPS = True
 BLOCK = 1 << 17          # output values per block of channels (512 KB in float32)
 
 
@@ -16,14 +23,34 @@ def is_depthwise(channels, group, weight_shape):
     return group > 1 and group == channels and weight_shape[1] == 1
 
 
+def supports(op, geom, x, w, y):
+    return (is_depthwise(x.shape[1], geom.group, w.shape) and not backend.is_gpu(x)
+            and all(type(a) is numpy.ndarray for a in (x, w, y)))
+
+
+applies = supports
+
+
+def forward(x, w, b, out, geom):
+    depthwise_forward(x, w, b, out, geom.stride, geom.pad, geom.dilation)
+
+
+def data_grad(dy, w, dx, geom):
+    depthwise_data_grad(dy, w, dx, geom.stride, geom.pad, geom.dilation)
+
+
+def weight_grad(x, dy, dw, geom):
+    depthwise_weight_grad(x, dy, dw, geom.stride, geom.pad, geom.dilation)
+
+
 def _taps(x_shape, out_shape, kernel, stride, pad, dilation):
     """Per kernel tap that meets the image: (ky, kx, input slices, output slices), in row-major tap order."""
     (h, w), (oh, ow) = x_shape[2:], out_shape[-2:]
     (sh, sw), (ph, pw), (dh, dw) = stride, pad, dilation
     for ky in range(kernel[0]):
-        y0, y1, iy = _tap_range(ky * dh - ph, sh, oh, h)
+        y0, y1, iy = tap_range(ky * dh - ph, sh, oh, h)
         for kx in range(kernel[1]):
-            x0, x1, ix = _tap_range(kx * dw - pw, sw, ow, w)
+            x0, x1, ix = tap_range(kx * dw - pw, sw, ow, w)
             if y1 > y0 and x1 > x0:
                 src = (Ellipsis, slice(iy, iy + (y1 - y0 - 1) * sh + 1, sh),
                        slice(ix, ix + (x1 - x0 - 1) * sw + 1, sw))
@@ -41,7 +68,7 @@ def _split(x, weight, out):
 def _by_channel_blocks(fn, channels, values_per_channel):
     """fn(slice of channels) over blocks of channels of about BLOCK output values, on the CPU kernel threads
     (at least two blocks a thread when there are channels enough); numpy releases the GIL in each operation."""
-    step = max(1, min(BLOCK // max(1, values_per_channel), -(-channels // (2 * _POOL.size))))
+    step = max(1, min(BLOCK // max(1, values_per_channel), -(-channels // (2 * POOL.size))))
     parallel_map(lambda i: fn(slice(i * step, min(channels, (i + 1) * step))), -(-channels // step))
 
 
@@ -74,8 +101,8 @@ def depthwise_forward(x, weight, bias, out, stride, pad, dilation, group=None):
         flat = {}
         for a, b in phases:
             flat[a, b] = xp.zeros((n, count, 1, rows * width), x.dtype)
-            y0, y1, iy = _tap_range(a - ph, sh, rows, h)
-            x0, x1, ix = _tap_range(b - pw, sw, width, w)
+            y0, y1, iy = tap_range(a - ph, sh, rows, h)
+            x0, x1, ix = tap_range(b - pw, sw, width, w)
             if y1 > y0 and x1 > x0:
                 flat[a, b].reshape(n, count, rows, width)[:, :, y0:y1, x0:x1] = \
                     x[:, cs, iy:iy + (y1 - y0 - 1) * sh + 1:sh, ix:ix + (x1 - x0 - 1) * sw + 1:sw]
