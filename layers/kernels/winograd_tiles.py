@@ -28,7 +28,10 @@ from fractions import Fraction
 
 import numpy
 
-from layers.im2col import _POOL, _Gemm, _PerThread, _Rows, _address, _touched
+from layers.kernels.blas import Gemm as _Gemm, address as _address, split_gemm
+from layers.kernels.geometry import touched as _touched
+from layers.kernels.taps import Rows as _Rows
+from layers.kernels.threads import POOL as _POOL, PerThread as _PerThread
 
 
 # ---------------------------------------------------------------------------------------------------- schemes
@@ -93,19 +96,27 @@ def kron_matrices(m, dtype):
 
 
 def transform_weights(w, m):
-    """U (alpha^2, M, C) = G w G^T of w (M, C, 3, 3), in float64, then w's dtype."""
+    """U (alpha^2, M, C) = G w G^T of w (M, C, 3, 3): one GEMM with KG = G (x) G over the taps, in w's dtype."""
+    w = numpy.ascontiguousarray(w)
     mo, c = w.shape[:2]
-    _, g, _ = matrices(m)
-    u = numpy.einsum("ai,bj,mcij->abmc", g, g, w.astype(numpy.float64))
-    return numpy.ascontiguousarray(u.reshape(-1, mo, c), dtype=w.dtype)
+    kg = _kg(m, w.dtype)
+    u = numpy.empty((kg.shape[0], mo, c), dtype=w.dtype)
+    split_gemm(w.dtype, kg.shape[0], mo * c, 9, _address(kg), 9, _address(w), 9, _address(u), mo * c, trans_b=True)
+    return u
 
 
-def weights_from_transformed(du, m):
-    """dW (M, C, 3, 3) = G^T dU G, the transpose of transform_weights, of dU (alpha^2, M, C), in float64."""
+def add_weight_grad(du, dw, m):
+    """dw (M, C, 3, 3), C-contiguous, += G^T dU G of dU (alpha^2, M, C): the transpose of transform_weights."""
+    mo, c = du.shape[1:]
+    kg = _kg(m, du.dtype)
+    split_gemm(du.dtype, mo * c, 9, kg.shape[0], _address(du), mo * c, _address(kg), 9, _address(dw), 9, beta=True,
+               trans_a=True)
+    return dw
+
+
+def _kg(m, dtype):
     _, g, _ = matrices(m)
-    alpha = m + 2
-    du = du.astype(numpy.float64).reshape(alpha, alpha, *du.shape[1:])
-    return numpy.einsum("ai,bj,abmc->mcij", g, g, du)
+    return numpy.ascontiguousarray(numpy.kron(g, g), dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------- twins
@@ -150,15 +161,16 @@ def reference_weight_grad(x, dy, pad, m):
 
 
 # ---------------------------------------------------------------------------------------------------- blocked
-TILE_BUDGET = 1 << 16          # tiles x max(C, M) per block: two alpha^2-deep buffers of ~9 MB (F(4x4))
+BLOCK_BYTES = 16 << 20         # each of a block's two transform buffers (alpha^2 x max(C, M) x tiles values)
 MIN_TILES = 192                # a block's GEMMs are at least this wide (narrower ones run far below BLAS's peak)
 
 
-def _layout(m, rows, cols, c, mo, threads):
+def _layout(m, rows, cols, c, mo, threads, itemsize=4):
     """(tiles per row tw, tile rows per block tr, blocks) for an output region rows x cols. Blocks go to the
     threads whole when there are enough of them; else each block's steps are shared out (see _Steps)."""
     tw, th = -(-cols // m), -(-rows // m)
-    tr = max(1, min(th, TILE_BUDGET // (tw * max(c, mo))))
+    tiles = BLOCK_BYTES // ((m + 2) ** 2 * max(c, mo) * itemsize)
+    tr = max(1, min(th, tiles // tw))
     if -(-th // tr) < 2 * threads and tr * tw > 2 * threads * MIN_TILES:
         tr = max(1, -(-th // (2 * threads)), -(-MIN_TILES // tw))      # enough blocks, each wide enough
     return tw, tr, -(-th // tr)
@@ -238,7 +250,7 @@ def forward(x, u, out, bias, pad, m):
     if oy1 <= oy0 or ox1 <= ox0:
         return out
     cols = ox1 - ox0
-    tw, tr, blocks = _layout(m, oy1 - oy0, cols, c, mo, _POOL.size)
+    tw, tr, blocks = _layout(m, oy1 - oy0, cols, c, mo, _POOL.size, x.itemsize)
     bias3 = None if bias is None else bias.reshape(-1, 1, 1)
     gemms = _PerThread(lambda: _Gemm(x.dtype))
 
@@ -319,7 +331,7 @@ def weight_grad(x, dy, dw, pad, m):
     if oy1 <= oy0 or ox1 <= ox0:
         return dw
     cols = ox1 - ox0
-    tw, tr, blocks = _layout(m, oy1 - oy0, cols, c, mo, _POOL.size)
+    tw, tr, blocks = _layout(m, oy1 - oy0, cols, c, mo, _POOL.size, x.itemsize)
     gemms = _PerThread(lambda: _Gemm(x.dtype))
 
     def run(s, i, split):
@@ -331,6 +343,6 @@ def weight_grad(x, dy, dw, pad, m):
         split(lambda g, lo, hi: s.accumulate(g, lo, hi), s.alpha2)
 
     (steps,) = _schedule(run, blocks, lambda: _GradSteps(m, c, mo, tr, tw, x.dtype), gemms)
-    du = sum(s.du.astype(numpy.float64) for s in steps)
-    dw += weights_from_transformed(du, m).astype(dw.dtype)
+    for s in steps:
+        add_weight_grad(s.du, dw, m)
     return dw

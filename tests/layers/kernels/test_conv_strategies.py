@@ -4,7 +4,7 @@ pad (also larger than the kernel, as FCN's pad 100), dilation, group, rectangula
 import numpy
 import pytest
 
-from layers.kernels import blas, cells, columns, conv, taps, whole_batch, winograd
+from layers.kernels import blas, cells, columns, conv, taps, whole_batch, winograd, winograd_tiles
 from layers.kernels.geometry import ConvGeometry
 from layers.kernels.im2col import col2im, im2col
 
@@ -61,6 +61,7 @@ def tiny_blocks(monkeypatch):
     monkeypatch.setattr(columns, "col_block_rows", lambda k, ow, oh, size, **kw: max(1, min(oh, 2)))
     monkeypatch.setattr(blas, "MIN_SLAB", 3)              # GEMMs split in slabs between threads
     monkeypatch.setattr(winograd, "_WINOGRAD_TILES", 1)   # one row of tiles per block
+    monkeypatch.setattr(winograd_tiles, "BLOCK_BYTES", 1)  # ... in the gradients' F(4x4) too
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])

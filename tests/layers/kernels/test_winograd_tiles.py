@@ -5,8 +5,9 @@ bitwise-equal outputs."""
 import numpy
 import pytest
 
-from layers import im2col as kernels
-from layers.kernels import winograd_tiles as wt
+from layers.kernels import conv, winograd_tiles as wt
+from layers.kernels.geometry import ConvGeometry
+from layers.kernels.threads import POOL
 
 rng = numpy.random.default_rng(11)
 
@@ -20,10 +21,14 @@ CASES = [
 ]
 
 
+def geometry(pad):
+    return ConvGeometry((3, 3), (1, 1), pad, (1, 1), 1)
+
+
 def direct(x, w, pad):
-    """(y, dx, dw) of one image by the engine's reference lowering (float64)."""
+    """y of one image by the reference strategy (im2col_gemm), float64."""
     y = numpy.empty((1, w.shape[0], x.shape[1] + 2 * pad[0] - 2, x.shape[2] + 2 * pad[1] - 2))
-    kernels.conv_forward_cpu(x[None], w, None, y, (1, 1), pad, (1, 1))
+    conv.forward(x[None], w, None, y, geometry(pad), "im2col_gemm")
     return y[0]
 
 
@@ -37,21 +42,21 @@ def test_scheme_is_a_convolution(m):
 
 @pytest.mark.parametrize("m", sorted(wt.SCHEMES))
 @pytest.mark.parametrize("case", CASES, ids=[f"case{i}" for i in range(len(CASES))])
-@pytest.mark.parametrize("budget", [1 << 16, 8])      # one block, or many (one tile row each)
+@pytest.mark.parametrize("budget", [16 << 20, 8])     # one block, or many (one tile row each)
 def test_blocked_matches_twin_and_direct(case, m, budget, monkeypatch):
-    monkeypatch.setattr(wt, "TILE_BUDGET", budget)
+    monkeypatch.setattr(wt, "BLOCK_BYTES", budget)
     c, mo, h, w, pad = case
     x, wgt = rng.standard_normal((c, h, w)), rng.standard_normal((mo, c, 3, 3))
     y = direct(x, wgt, pad)
     dy = rng.standard_normal(y.shape)
     dx = numpy.empty((1, c, h, w))
-    kernels.conv_data_grad_cpu(dy[None], wgt, dx, (1, 1), pad, (1, 1))
+    conv.data_grad(dy[None], wgt, dx, geometry(pad), "im2col_gemm")
     dw = numpy.zeros_like(wgt)
-    kernels.conv_weight_grad_cpu(x[None], dy[None], dw, (1, 1), pad, (1, 1))
+    conv.weight_grad(x[None], dy[None], dw, geometry(pad), "im2col_gemm")
     numpy.testing.assert_allclose(wt.reference_forward(x, wgt, pad, m), y, rtol=1e-10, atol=1e-10)
     numpy.testing.assert_allclose(wt.reference_weight_grad(x, dy, pad, m), dw, rtol=1e-10, atol=1e-10)
     bias = rng.standard_normal(mo)
-    with kernels._POOL:
+    with POOL:
         yb = wt.forward(x, wt.transform_weights(wgt, m), numpy.full(y.shape, numpy.nan), bias, pad, m)
         dxb = wt.data_grad(dy, wgt, numpy.full(x.shape, numpy.nan), pad, m)
         dwb = wt.weight_grad(x, dy, numpy.ones_like(wgt), pad, m) - 1        # accumulates
@@ -77,7 +82,7 @@ def test_float32_error_within_golden_tolerances(c, mo, size):
     y64 = wt.reference_forward(x64, w64, (1, 1), 2)
     dx64 = wt.reference_forward(dy64, numpy.ascontiguousarray(w64[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), (1, 1), 2)
     dw64 = wt.reference_weight_grad(x64, dy64, (1, 1), 2)
-    with kernels._POOL:
+    with POOL:
         y2 = wt.forward(x, wt.transform_weights(w, 2), numpy.empty(y64.shape, numpy.float32), None, (1, 1), 2)
         dx4 = wt.data_grad(dy, w, numpy.empty(x.shape, numpy.float32), (1, 1), 4)
         dw4 = wt.weight_grad(x, dy, numpy.zeros_like(w), (1, 1), 4)
@@ -98,11 +103,11 @@ def test_constant_tiles_give_equal_outputs():
     x = numpy.full((c, h, w), 0.37, numpy.float32)
     wgt = rng.standard_normal((mo, c, 3, 3)).astype(numpy.float32)
     bias = rng.standard_normal(mo).astype(numpy.float32)
-    with kernels._POOL:
+    with POOL:
         y = wt.forward(x, wt.transform_weights(wgt, 2), numpy.empty((mo, h + 2, w + 2), numpy.float32), bias, pad, 2)
     inner = y[:, 2:36, 2:40].reshape(mo, 17, 2, 19, 2)      # tiles 1..17 x 1..19: input rows/columns inside x
     assert (inner == inner[:, :, :1, :, :1]).all()
     far = numpy.empty((mo, h + 8, w + 8), numpy.float32)
-    with kernels._POOL:
+    with POOL:
         wt.forward(x, wt.transform_weights(wgt, 2), far, bias, (5, 5), 2)
     assert (far[:, :2] == bias[:, None, None]).all() and (far[:, :, -2:] == bias[:, None, None]).all()
