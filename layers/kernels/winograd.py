@@ -12,8 +12,8 @@ forward keeps F(2x2). The input gradient is the convolution of dy with the flipp
 2 - pad; the weight gradient runs the algorithm backwards (dU = sum over tiles of dP V^T, dW = G^T dU G).
 
 Supports: 3x3, stride 1, dilation 1; all three operations.
-Applies (is worth it): forward: many channels on large maps (uses_winograd); gradients: from 64 channels in
-and out on maps of 32x32 up (uses_winograd_grads): all of VGG's 3x3 layers but conv1_1."""
+Applies (is worth it): forward: from 128 -> 128 channels on maps of 40x40 up (uses_winograd); gradients: from 64
+channels in and out on maps of 20x20 up (uses_winograd_grads): all of VGG's 3x3 layers but conv1_1."""
 import numpy
 
 from layers.kernels import blas, winograd_tiles
@@ -69,16 +69,18 @@ _BT = ((0, 2, numpy.subtract), (1, 2, numpy.add), (2, 1, numpy.subtract), (1, 3,
 
 
 def uses_winograd(kernel, stride, dilation, c_in, m_out, out_h, out_w):
-    # the transforms cost passes over the tiles that only many channels pay back (measured on FCN's layers:
-    # a gain from 128 -> 256 channels up, none at 128 -> 128 or on maps under ~80x80)
-    return (kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1) and c_in + m_out >= 384 and
-            out_h * out_w >= 6400)
+    # the transforms cost passes over the tiles that only many channels pay back. Measured (CPU time, FCN's
+    # layers at 500x500 and 256x256): a gain from 128 -> 128 channels up on maps from 40x40 (0.9x at conv2_2,
+    # 0.75x at conv4_x and conv5_x), none at 64 -> 64 (1.15x at conv1_2) or on 29x29 maps (1.04x at 512 -> 512)
+    return (kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1) and c_in + m_out >= 256 and
+            out_h * out_w >= 1600)
 
 
 def uses_winograd_grads(c_in, m_out, out_h, out_w):
-    # F(4x4)'s Kronecker transforms cost a few passes over the tiles; measured on FCN's layers (500x500), the
-    # gradients gain on every 3x3 layer from conv1_2 (64 -> 64 on 698x698) to conv5_x (512 -> 512 on 44x44)
-    return min(c_in, m_out) >= 64 and out_h * out_w >= 1024
+    # F(4x4)'s Kronecker transforms cost a few passes over the tiles; measured (CPU time) on FCN's layers, the
+    # gradients gain on every 3x3 layer from conv1_2 (64 -> 64 on 698x698: 0.93-1.0x) to 512 -> 512 on 22x22
+    # (0.7x), conv3_x and conv4_x by about 2x; at 15x15 they break even
+    return min(c_in, m_out) >= 64 and out_h * out_w >= 400
 
 
 def _g_row(r, k0, k1, k2):

@@ -111,7 +111,11 @@ def test_forcing_a_strategy_that_cannot_says_so():
 def test_each_strategy_is_chosen_where_it_pays():
     assert winograd.uses_winograd((3, 3), (1, 1), (1, 1), 256, 256, 175, 175)      # FCN's conv3_x at 500x500
     assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 64, 64, 698, 698)    # conv1_2: taps
-    assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 44, 44)    # conv5_x: taps
+    assert winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 44, 44)        # conv5_x at 500x500
+    assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 29, 29)    # ... at 256x256: taps
+    assert winograd.uses_winograd_grads(64, 64, 698, 698)                          # F(4x4) gradients: conv1_2
+    assert not winograd.uses_winograd_grads(3, 64, 698, 698)                       # not conv1_1
+    assert not winograd.uses_winograd_grads(512, 512, 15, 15)
     assert taps.uses_taps(32, 11, 3, (1, 1), 1)
     assert not taps.uses_taps(3, 300, 3, (1, 1), 1)          # K = 3 is too thin for a GEMM per tap
     assert not taps.uses_taps(32, 11, 3, (2, 2), 1)          # strided: im2col
