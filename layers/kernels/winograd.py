@@ -42,7 +42,7 @@ def applies(op, geom, x, w, y):
 
 def forward(x, w, b, out, geom):
     """One group: out = x * w + b."""
-    u = winograd_weights(w)
+    u = winograd_tiles.transform_weights(w, 2)          # F(2x2)'s G w G^T, in the order winograd_conv reads
     for i in range(x.shape[0]):
         winograd_conv(x[i], u, out[i], b, geom.pad)
 
@@ -83,28 +83,8 @@ def uses_winograd_grads(c_in, m_out, out_h, out_w):
     return min(c_in, m_out) >= 64 and out_h * out_w >= 400
 
 
-def _g_row(r, k0, k1, k2):
-    """Row r of G applied to three taps."""
-    if r in (0, 3):
-        return k0 if r == 0 else k2
-    return (k0 + k1 + k2) / 2 if r == 1 else (k0 - k1 + k2) / 2
-
-
-def winograd_weights(w):
-    """(16, M, C) transformed kernels G w G^T of w (M, C, 3, 3), summed in float64 a column at a time (a few
-    M x C temporaries). Written out rather than as a matrix product: numpy's BLAS threads, once woken, spin a
-    while on the cores that the kernels' own threads need."""
-    m, c = w.shape[:2]
-    u = numpy.empty((4, 4, m, c), dtype=w.dtype)
-    for b in range(4):
-        column = [_g_row(b, *(w[:, :, i, j].astype(numpy.float64) for j in range(3))) for i in range(3)]
-        for a in range(4):
-            u[a, b] = _g_row(a, *column)
-    return u.reshape(16, m, c)
-
-
 def winograd_conv(x, u, out, bias, pad):
-    """3x3 stride-1 convolution of x (C, H, W) into out (M, OH, OW), u = winograd_weights(weight)."""
+    """3x3 stride-1 convolution of x (C, H, W) into out (M, OH, OW), u = winograd_tiles.transform_weights(w, 2)."""
     ph, pw = pad
     c, h, w = x.shape
     m, oh, ow = out.shape

@@ -46,8 +46,7 @@ def _polymul(p, q):
 def toom_cook(m, points, r=3):
     """(AT, G, BT) of F(m, r) as exact Fractions, from m + r - 2 finite interpolation points and infinity:
     AT[i][j] = a_j^i, G[j][k] = a_j^k / prod_{l != j} (a_j - a_l), BT[j] = the coefficients of
-    prod_{l != j} (x - a_l) (and of prod_l (x - a_l) for infinity). Checked: sum_j AT[i][j] G[j][k] BT[j][l]
-    is 1 where l = i + k and 0 elsewhere, i.e. y_i = sum_k g_k d_(i+k) exactly."""
+    prod_{l != j} (x - a_l) (and of prod_l (x - a_l) for infinity)."""
     n = m + r - 1
     pts = [Fraction(p) for p in points]
     if len(pts) != n - 1 or len(set(pts)) != n - 1:
@@ -67,20 +66,33 @@ def toom_cook(m, points, r=3):
     for b in pts:
         full = _polymul(full, [-b, Fraction(1)])
     bt.append(full)
+    return checked(at, g, bt)
+
+
+def checked(at, g, bt):
+    """(AT, G, BT), after checking exactly that sum_j AT[i][j] G[j][k] BT[j][l] is 1 where l = i + k and 0
+    elsewhere, i.e. that y_i = sum_k g_k d_(i+k)."""
+    m, n, r = len(at), len(bt), len(g[0])
     for i in range(m):
         for k in range(r):
             for l in range(n):
-                if sum(at[i][j] * g[j][k] * bt[j][l] for j in range(n)) != (l == i + k):
-                    raise AssertionError(f"F({m}, {r}) at points {points} is not a convolution")
+                if sum(Fraction(at[i][j]) * Fraction(g[j][k]) * Fraction(bt[j][l]) for j in range(n)) != (l == i + k):
+                    raise AssertionError(f"F({m}, {r}): these matrices do not compute a convolution")
     return at, g, bt
 
 
-# The points: F(2x2) takes the classic 0, 1, -1 (transforms of 0, +-1, +-1/2, exact in floating point). For F(4x4),
-# 0, 1, -1, 1/2, -2 keeps the float32 error about 2.5x below Lavin's 0, +-1, +-2 (measured on VGG's layers;
-# tests/layers/kernels/test_winograd_tiles.py): within the golden gradient tolerance (rtol 1e-4), not within the
-# forward one (rtol 1e-5), so F(4x4) serves gradients only.
-POINTS = {2: (0, 1, -1), 4: (0, 1, -1, Fraction(1, 2), -2)}
-SCHEMES = {m: toom_cook(m, p) for m, p in POINTS.items()}
+# F(2x2) takes Lavin and Gray's matrices (the points 0, 1, -1 and infinity, with the signs that make B^T and G
+# plain sums and halvings), those of layers/kernels/winograd.py's forward, which shares transform_weights. For
+# F(4x4), the points 0, 1, -1, 1/2, -2 keep the float32 error about 2.5x below Lavin's 0, +-1, +-2 (measured on
+# VGG's layers; tests/layers/kernels/test_winograd_tiles.py): within the golden gradient tolerance (rtol 1e-4),
+# not within the forward one (rtol 1e-5), so F(4x4) serves gradients only.
+_HALF = Fraction(1, 2)
+SCHEMES = {
+    2: checked([[1, 1, 1, 0], [0, 1, -1, -1]],
+               [[1, 0, 0], [_HALF, _HALF, _HALF], [_HALF, -_HALF, _HALF], [0, 0, 1]],
+               [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
+    4: toom_cook(4, (0, 1, -1, _HALF, -2)),
+}
 
 
 def matrices(m):
