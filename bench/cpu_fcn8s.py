@@ -616,7 +616,8 @@ def report(sides, tasks, times, rss, results, checks, load_before):
             ratio = rss[("ours", task, size)] / best
             row += f"{ratio:11.2f}"
             if index != 1:                 # the 500x500 forward and the training step
-                row += f"{'<= ' + format(MEMORY_TARGET, '.2f'):>9s}" + ("  ok" if ratio <= MEMORY_TARGET else "  MISSED")
+                verdict = "  ok" if ratio <= MEMORY_TARGET else "  MISSED"
+                row += f"{'<= ' + format(MEMORY_TARGET, '.2f'):>9s}{verdict}"
         print(row)
     print("(targets: issue 17, for the full run's 500x500 and 256x256; a --quick run's sizes are smaller)")
     print("(times: medians of " + ", ".join(f"{len(v)}" for v in list(times.values())[:1]) +
@@ -662,12 +663,13 @@ def print_layer_rates(result, task):
         f = flops.get(name, 0)
         if f < 1e9 or forward <= 0:
             continue
-        line = f"    {name:10s} {f / 1e9:6.1f} GFLOP  forward {forward * 1e3:7.1f} ms {f / forward / 1e9:6.0f} GFLOP/s " \
-               f"{100 * f / forward / 1e9 / peak:4.0f}%"
+        rate = f / forward / 1e9
+        line = f"    {name:10s} {f / 1e9:6.1f} GFLOP  forward {forward * 1e3:7.1f} ms {rate:6.0f} GFLOP/s " \
+               f"{100 * rate / peak:4.0f}%"
         if task == "train" and backward > 0:
             sums = 1 if name == "conv1_1" else 2              # the data layer needs no input gradient
-            line += f"  backward {backward * 1e3:7.1f} ms {sums * f / backward / 1e9:6.0f} GFLOP/s " \
-                    f"{100 * sums * f / backward / 1e9 / peak:4.0f}%"
+            rate = sums * f / backward / 1e9
+            line += f"  backward {backward * 1e3:7.1f} ms {rate:6.0f} GFLOP/s {100 * rate / peak:4.0f}%"
         print(line)
 
 
