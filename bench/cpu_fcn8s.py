@@ -234,8 +234,8 @@ def child_ours(task, size, repeats, folder, out):
             times.append(time.perf_counter() - start)
         profile, result["layers"] = profiled(net, lambda: solver.step(1))       # 'other': the SGD update
         result["profile"] = {f"{t}|{p}": v for (t, p), v in profile.items()}
-    from layers.kernels.threads import POOL as _POOL
-    result.update(times=times, max_rss_mb=max_rss_mb(), threads=_POOL.size)
+    from layers.kernels.threads import POOL
+    result.update(times=times, max_rss_mb=max_rss_mb(), threads=POOL.size)
     result["sgemm_peak"] = sgemm_peak()        # after the peak memory is read: its buffers are not the net's
     return result
 

@@ -107,9 +107,9 @@ def child_ours(model, repeats):
             net.forward(data=x)
     for layer, seconds in zip(net.layers, layer_times.forward):
         profile[layer_kind(layer)] += seconds
-    from layers.kernels.threads import POOL as _POOL
+    from layers.kernels.threads import POOL
     return {"times": times, "scores": scores.reshape(-1).tolist(),
-            "profile": {kind: seconds / PROFILED for kind, seconds in profile.items()}, "threads": _POOL.size}
+            "profile": {kind: seconds / PROFILED for kind, seconds in profile.items()}, "threads": POOL.size}
 
 
 # ------------------------------------------------------------------------------------------------ the peer

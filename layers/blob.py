@@ -83,9 +83,6 @@ class Blob:
             self._data = self._xp.zeros(shape, dtype=self.dtype)
             self._diff = None
 
-    def reshape_like(self, other):
-        self.reshape(*other.shape)
-
     # -- data and diff
     @property
     def data(self):
@@ -119,12 +116,6 @@ class Blob:
     def share_data(self, other):
         """Use other's data array (Caffe's ShareData: Split and in-place views)."""
         self._data = other.data
-
-    def share_diff(self, other):
-        self._diff = other.diff
-
-    def free_diff(self):
-        self._diff = None
 
     # -- device
     @property

@@ -92,7 +92,7 @@ class PoolingLayer(Layer):
         return (hs[:, None] * ws[None, :]).astype(dtype)
 
     def forward(self, bottom, top):
-        self._forward(bottom, top, _serial)
+        self._pool(bottom, top, _serial)
 
     def forward_fast(self, bottom, top):
         """MAX on the GPU: one kernel (below) instead of three per tap; on the CPU: slabs of channels on the
@@ -107,11 +107,11 @@ class PoolingLayer(Layer):
             if len(top) > 1:
                 top[1].data[...] = self._flat_argmax(xp, *bottom[0].shape[2:])
             return True
-        self._forward(bottom, top, parallel_map)
+        self._pool(bottom, top, parallel_map)
         return True
 
     def backward(self, top, propagate_down, bottom):
-        self._backward(top, propagate_down, bottom, _serial)
+        self._pool_gradient(top, propagate_down, bottom, _serial)
 
     def backward_fast(self, top, propagate_down, bottom):
         if backend.is_gpu(top[0].data):
@@ -120,7 +120,7 @@ class PoolingLayer(Layer):
             if propagate_down[0]:
                 max_pool_backward_gpu(top[0].diff, self.argmax, bottom[0].diff, self.kernel, self.stride, self.pad)
             return True
-        self._backward(top, propagate_down, bottom, parallel_map)
+        self._pool_gradient(top, propagate_down, bottom, parallel_map)
         return True
 
     @staticmethod
@@ -129,7 +129,8 @@ class PoolingLayer(Layer):
         step = max(1, -(-channels // 8))
         return -(-channels // step), step
 
-    def _forward(self, bottom, top, run):
+    def _pool(self, bottom, top, map_slabs):
+        """The pooling, its slabs of channels run by map_slabs (one after another, or on the CPU threads)."""
         xp = self.xp(bottom[0])
         self.argmax_from_kernel = False
         x = bottom[0].data
@@ -175,7 +176,7 @@ class PoolingLayer(Layer):
                         xp.multiply(better[dst], ai.dtype.type(t), out=winner[dst])
                         xp.maximum(ai[dst], winner[dst], out=ai[dst])
                     xp.maximum(best, v, out=best)
-            run(slab, count)
+            map_slabs(slab, count)
             if len(top) > 1:
                 top[1].data[...] = self._flat_argmax(xp, h, w)
         else:
@@ -189,7 +190,7 @@ class PoolingLayer(Layer):
                 for _, src, dst in taps:
                     yi[dst] += xi[src]
                 yi /= sizes
-            run(slab, count)
+            map_slabs(slab, count)
 
     def _flat_argmax(self, xp, h, w):
         """The winner's index into the unpadded H x W plane (Caffe's mask top)."""
@@ -198,7 +199,7 @@ class PoolingLayer(Layer):
         cols = xp.arange(ow).reshape(1, -1) * sw - pw + self.argmax % kw
         return rows * w + cols
 
-    def _backward(self, top, propagate_down, bottom, run):
+    def _pool_gradient(self, top, propagate_down, bottom, map_slabs):
         if not propagate_down[0]:
             return
         xp = self.xp(top[0])
@@ -241,11 +242,11 @@ class PoolingLayer(Layer):
                     dxi[src] = g
                 else:
                     dxi[src] += g
-        run(slab, count)
+        map_slabs(slab, count)
 
 
 # MAX pooling on the GPU with its argmax, forward and backward (cf. caffe pooling_layer.cu): one ElementwiseKernel
-# each, in the geometry above. Their numpy twin, and test oracle, is the tap loop of _forward/_backward. The argmax
+# each, in the geometry above. Their numpy twin, and test oracle, is the tap loop of _pool/_pool_gradient. The argmax
 # is the winner's tap ky * kw + kx in its window, as the twin keeps it (int32 here), so the mask top and the
 # backward read it alike. The backward gathers: each bottom cell sums the top diffs of the windows it won, in the
 # twin's order (taps ascending, i.e. windows descending), without atomics.

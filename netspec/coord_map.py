@@ -20,6 +20,7 @@ import collections
 from fractions import Fraction
 
 from netspec.errors import NetDefinitionError
+from netspec.geometry import pair_or_repeated
 from netspec.spec import Function, Top, layers as L
 
 __all__ = ["PASS_THROUGH_LAYERS", "AxisMismatchError", "CropError", "UndefinedMapError", "UnrelatedTopsError",
@@ -63,17 +64,6 @@ def _broadcast(*vectors):
         raise NetDefinitionError(f"coord_map: per-axis values of different lengths cannot be combined: "
                                  f"{[tuple(str(x) for x in v) for v in vectors]}")
     return [v * n if len(v) == 1 else v for v in vectors]
-
-
-def pair_or_repeated(p, name, default):
-    """Caffe's kernel/stride/pad rule: the _h/_w pair if given, else the (repeated or single) field."""
-    if p.HasField(f"{name}_h") or p.HasField(f"{name}_w"):
-        return (getattr(p, f"{name}_h"), getattr(p, f"{name}_w"))
-    field = name if name != "kernel" else "kernel_size"
-    value = getattr(p, field)
-    if isinstance(value, int):                        # Pooling's singular fields
-        return (value,) if value or default is None else (default,)
-    return tuple(value) or ((default,) if default is not None else ())
 
 
 def _geometry(fn, lp):

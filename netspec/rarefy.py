@@ -15,15 +15,14 @@ pad. Layers with params keep their names and shapes, so the original .caffemodel
 (netspec.coord_map follows such a pooling through its first tap, half a window off its centre: place the dense
 map with input_map on the original net.)
 """
-import collections
 from fractions import Fraction
 
 from netspec import caffe_pb2, io as netio
-from netspec.coord_map import PASS_THROUGH_LAYERS, pair_or_repeated
+from netspec.coord_map import PASS_THROUGH_LAYERS
 from netspec.errors import NetDefinitionError
+from netspec.geometry import ConvGeometry, pair_or_repeated
 from netspec.rules import filter_net
 
-Geometry = collections.namedtuple("Geometry", "kernel stride pad dilation")    # each an (h, w) pair
 STRIDED_TYPES = ("Convolution", "Pooling")
 # layers that act on each position alone, so a denser input changes nothing about them
 POINTWISE_TYPES = PASS_THROUGH_LAYERS | {"Concat", "Softmax", "Input", "Silence"}
@@ -34,7 +33,7 @@ def _hw(values):
 
 
 def geometry(lp):
-    """Geometry((kh, kw), (sh, sw), (ph, pw), (dh, dw)) of a Convolution or Pooling LayerParameter."""
+    """The ConvGeometry ((kh, kw), (sh, sw), (ph, pw), (dh, dw)) of a Convolution or Pooling LayerParameter."""
     if lp.type == "Pooling":
         p = lp.pooling_param
         if p.global_pooling:
@@ -46,8 +45,8 @@ def geometry(lp):
     kernel = pair_or_repeated(p, "kernel", None)
     if not kernel or 0 in kernel:
         raise NetDefinitionError(f"layer '{lp.name}' ({lp.type}) has no kernel size")
-    return Geometry(_hw(kernel), _hw(pair_or_repeated(p, "stride", 1)), _hw(pair_or_repeated(p, "pad", 0)),
-                    _hw(dilation))
+    return ConvGeometry(_hw(kernel), _hw(pair_or_repeated(p, "stride", 1)), _hw(pair_or_repeated(p, "pad", 0)),
+                        _hw(dilation))
 
 
 def is_strided(lp):

@@ -118,7 +118,8 @@ def shift_and_stitch_layerwise(net, blob, x):
 def _at_stride_one(layer):
     """A copy of a strided Convolution or Pooling layer at stride 1 that shares the original's params."""
     copy = create_layer(destrided(layer.param), layer.phase)
-    copy.net, copy.layer_id = getattr(layer, "net", None), getattr(layer, "layer_id", None)
+    for what in ("base_dir", "source_dir", "need_backward", "bottom_need_backward"):    # what the Net gave it
+        setattr(copy, what, getattr(layer, what))
     copy.blobs = list(layer.blobs)                   # set before setup: the layer then makes no params of its own
     copy.needs_setup = True                          # on its first input, whose channels it learns then
     return copy
@@ -149,9 +150,7 @@ def _makes_output(layers, shape):
     h, w = shape[-2:]
     for layer in layers:
         if layer.type in STRIDED_TYPES:
-            g = geometry(layer.param)
-            extent = [(k - 1) * d + 1 for k, d in zip(g.kernel, g.dilation)]
-            h, w = [(n + 2 * p - e) // s + 1 for n, p, e, s in zip((h, w), g.pad, extent, g.stride)]
+            h, w = geometry(layer.param).out_size(h, w)
             if h <= 0 or w <= 0:
                 return False
     return True

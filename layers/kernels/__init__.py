@@ -1,7 +1,8 @@
 """The convolution engine's kernels: one module per job.
 
     geometry.py      ConvGeometry (kernel, stride, pad, dilation as (h, w) pairs, group); conv/deconv/pool output
-                     sizes; parsing kernel/stride/pad/dilation out of Convolution and Pooling parameters
+                     sizes; parsing kernel/stride/pad/dilation out of Convolution and Pooling parameters (all from
+                     netspec/geometry.py, which netspec's graph tools share); tap ranges
     im2col.py        im2col/col2im: numpy code (any array module) and their CUDA twins
     blas.py          the ctypes binding to scipy's BLAS: gemm, split_gemm (slabs over the thread pool)
     threads.py       the CPU thread pool, parallel_map, per-thread scratch (ReLU, Pooling and depthwise use it too)
@@ -9,7 +10,10 @@
                      forward / data_grad / weight_grad for numpy and CuPy arrays
 
 Convolution strategies, one module each, in dispatch order; each says in its docstring when it applies and
-exposes supports(op, geom, x, w, y), applies(op, geom, x, w, y), forward, data_grad and weight_grad:
+exposes five functions: supports(op, geom, x, w, y) (can it compute op, with op one of "forward", "data_grad",
+"weight_grad"; a strategy lacking an operation declines it here), applies(op, geom, x, w, y) (supports it and pays
+off: what the dispatch asks), forward(x, w, b, out, geom), data_grad(dy, w, dx, geom), weight_grad(x, dy, dw, geom).
+They get one group's arrays at a time unless the module sets ALL_GROUPS = True.
 
     depthwise.py     group == channels (MobileNet): a loop over taps, all groups at once          (CPU)
     whole_batch.py   many small images: one im2col and one GEMM for the batch                    (CPU, BLAS)

@@ -9,6 +9,7 @@ input, weight and output of the convolution whatever the operation), or the one 
 must `support` the call: tests and the benchmark profile force strategies so). Strategies marked ALL_GROUPS get
 the whole arrays; the others get one group's views at a time, from the loop in _run, the only group loop.
 Deconvolution is the same three calls with the roles swapped (layers/deconvolution.py)."""
+import contextlib
 import importlib
 
 from layers.kernels.threads import POOL
@@ -18,13 +19,17 @@ STRATEGIES = ("depthwise", "whole_batch", "pointwise", "winograd", "taps", "cell
               "im2col_gemm")
 REFERENCE = "im2col_gemm"
 OPERATIONS = ("forward", "data_grad", "weight_grad")
+_MODULES = {name: importlib.import_module(f"layers.kernels.{name}") for name in STRATEGIES}
+# the CPU strategies share their work out on the pool's threads (with BLAS single-threaded meanwhile); the GPU's and
+# the reference leave BLAS its own threads
+_POOLED = set(STRATEGIES) - {"winograd_gpu", "im2col_gemm"}
 
 
 def strategy_module(name):
     """The module layers.kernels.<name>."""
-    if name not in STRATEGIES:
+    if name not in _MODULES:
         raise ValueError(f"unknown convolution strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return importlib.import_module(f"layers.kernels.{name}")
+    return _MODULES[name]
 
 
 def choose(op, geom, x, w, y, strategy=None):
@@ -67,9 +72,9 @@ def _call(module, op, geom, x, w, b, y):
 
 
 def _run(name, op, geom, x, w, y, b=None):
-    """Run strategy `name` once on the whole arrays, or once per group on views (inside the thread pool)."""
+    """Run strategy `name` once on the whole arrays, or once per group on views."""
     module = strategy_module(name)
-    with POOL:
+    with POOL if name in _POOLED else contextlib.nullcontext():
         if getattr(module, "ALL_GROUPS", False) or geom.group == 1:
             return _call(module, op, geom, x, w, b, y)
         g = geom.group

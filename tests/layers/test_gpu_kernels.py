@@ -177,7 +177,7 @@ def test_relu_backward_kernel_matches_the_twin(run, slope):
 def test_every_kernel_is_tested_here():
     tested = {"fcn_im2col", "fcn_col2im", "fcn_max_pool_fwd", "fcn_max_pool_bwd", "fcn_softmax_loss_fwd",
               "fcn_softmax_loss_bwd", "fcn_sgd_update", "fcn_relu_bwd",
-              # tests/layers/test_winograd_gpu.py
+              # tests/layers/kernels/test_winograd_gpu.py
               "fcn_winograd_input", "fcn_winograd_output", "fcn_winograd_grad_output", "fcn_winograd_grad_input",
               "fcn_winograd_gather_input"}
     assert {k.name for k in all_kernels()} == tested

@@ -1,4 +1,4 @@
-"""Depthwise convolution (group == channels, MobileNet): the tap-loop kernels of layers/depthwise.py against the
+"""Depthwise convolution (group == channels, MobileNet): the tap-loop kernels of layers/kernels/depthwise.py against the
 generic grouped convolution, for multipliers, strides, pads, dilations and rectangular kernels, and the
 Convolution layer's numerical gradient on that path."""
 import numpy
