@@ -19,10 +19,15 @@ channel-transposed kernel at pad 2 - pad (see data_grad).
 
 Rounding: the transforms have small exact coefficients (F(2x2): 0, +-1, +-1/2). F(4x4)'s G has 1/6 and 1/24
 and its B^T and A^T reach 5 and 8, so its float32 error grows; tests/layers/kernels/test_winograd_tiles.py
-measures it against the golden tolerances. Each tile's result depends only on that tile's input (its gather,
-and the same GEMM columns), so equal input windows give bitwise-equal outputs away from BLAS's edge kernels.
+measures it against the golden tolerances: layers/kernels/winograd.py uses F(4x4) for the gradients only. An
+output depends on its whole tile's input, not only on its window, so equal windows in different tiles round
+alike only to a few ulps (F(2x2) keeps a wholly constant tile exact); outputs whose windows see only padding
+are never computed: they are the bias exactly.
 
-reference_forward / reference_weight_grad are the plain float64 twins the tests compare the blocked code with.
+Where it serves: winograd.py's data_grad and weight_grad (F(4x4)). Its forward keeps F(2x2) with transforms of
+its own (pairwise numpy additions, measured faster than the Kronecker GEMMs at m = 2); transform_weights gives
+both the G w G^T they need. reference_forward / reference_weight_grad are the plain float64 twins the tests
+compare the blocked code with.
 """
 from fractions import Fraction
 
