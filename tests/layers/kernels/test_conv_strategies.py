@@ -62,6 +62,7 @@ def tiny_blocks(monkeypatch):
     monkeypatch.setattr(blas, "MIN_SLAB", 3)              # GEMMs split in slabs between threads
     monkeypatch.setattr(winograd, "_WINOGRAD_TILES", 1)   # one row of tiles per block
     monkeypatch.setattr(winograd_tiles, "BLOCK_BYTES", 1)  # ... in the gradients' F(4x4) too
+    monkeypatch.setattr(winograd_tiles, "MIN_TILES", 1)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])

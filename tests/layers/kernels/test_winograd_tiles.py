@@ -45,6 +45,7 @@ def test_scheme_is_a_convolution(m):
 @pytest.mark.parametrize("budget", [16 << 20, 8])     # one block, or many (one tile row each)
 def test_blocked_matches_twin_and_direct(case, m, budget, monkeypatch):
     monkeypatch.setattr(wt, "BLOCK_BYTES", budget)
+    monkeypatch.setattr(wt, "MIN_TILES", 1)
     c, mo, h, w, pad = case
     x, wgt = rng.standard_normal((c, h, w)), rng.standard_normal((mo, c, 3, 3))
     y = direct(x, wgt, pad)
