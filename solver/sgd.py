@@ -41,14 +41,46 @@ class SGD(Update):
         g[...] = h
 
     def fused(self, param_id, rate):
-        """On the GPU with L2 decay: regularize, update and apply in one kernel (see _sgd_update)."""
+        """With L2 decay: regularize, update and apply in one kernel on the GPU (see _sgd_update), and on the CPU
+        in one pass of cache-sized chunks over the kernels' threads (see _sgd_update_cpu)."""
         blob = self.net.learnable_params[param_id]
-        if not backend.is_gpu(blob.data) or self.param.regularization_type != "L2":
+        if self.param.regularization_type != "L2":
             return False
-        t = blob.dtype.type
-        _sgd_update(t(f32(self.param.momentum)), t(self.local_rate(param_id, rate)), t(self.decay(param_id)),
-                    blob.data, blob.diff, self.history_of(param_id))
+        momentum, local_rate, decay = f32(self.param.momentum), self.local_rate(param_id, rate), self.decay(param_id)
+        history = self.history_of(param_id)
+        if backend.is_gpu(blob.data):
+            t = blob.dtype.type
+            _sgd_update(t(momentum), t(local_rate), t(decay), blob.data, blob.diff, history)
+            return True
+        arrays = (blob.data, blob.diff, history)
+        if not all(type(a) is numpy.ndarray and a.flags.c_contiguous for a in arrays):
+            return False
+        _sgd_update_cpu(momentum, local_rate, decay, *arrays)
         return True
+
+
+_CPU_CHUNK = 1 << 16       # elements per chunk: data, diff and history (768 KB in float32) stay in the core's cache
+
+
+def _sgd_update_cpu(momentum, local_rate, decay, data, diff, history):
+    """_sgd_update's CPU twin: Update.regularize (L2) + SGD.compute + Update.apply's data -= diff, the same numpy
+    operations in the same order, so the same bits, but chunk by chunk: each array is read and written once
+    instead of once per operation (VGG's fc6 holds 103M weights: 411 MB an array), on the kernels' threads."""
+    from layers.kernels.threads import parallel_map
+    x, d, h = (a.reshape(-1) for a in (data, diff, history))
+
+    def chunk(i):
+        s = slice(i * _CPU_CHUNK, (i + 1) * _CPU_CHUNK)
+        xs, ds, hs = x[s], d[s], h[s]
+        if decay:
+            ds += decay * xs
+        hs *= momentum
+        ds *= local_rate
+        hs += ds
+        ds[...] = hs
+        xs -= ds
+
+    parallel_map(chunk, -(-x.size // _CPU_CHUNK))
 
 
 class Nesterov(Update):

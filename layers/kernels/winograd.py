@@ -1,53 +1,67 @@
-"""CPU strategy "winograd": Winograd F(2x2, 3x3) (Lavin & Gray) for 3x3 stride-1 undilated convolutions.
+"""CPU strategy "winograd": Winograd convolution (Lavin & Gray) for 3x3 stride-1 undilated convolutions.
 
-Each 4x4 input tile and each kernel are transformed, 16 GEMMs over the tiles take the place of 9 over the pixels
-(2.25x fewer multiplications), and 2x2 outputs per tile come back by the inverse transform. The transforms are
-additions and halvings: the result stays within a few float32 ulps of the direct sum
-(tests/layers/kernels/test_conv_strategies.py). The input gradient is the same convolution of dy with the
-flipped, transposed kernel and pad 2 - pad.
+Forward: F(2x2, 3x3). Each 4x4 input tile and each kernel are transformed, 16 GEMMs over the tiles take the place
+of 9 over the pixels (2.25x fewer multiplications), and 2x2 outputs per tile come back by the inverse transform.
+The transforms are additions and halvings: the result stays within a few float32 ulps of the direct sum, inside
+the golden forward tolerance (tests/layers/kernels/test_conv_strategies.py, test_winograd_tiles.py).
 
-Supports: 3x3, stride 1, dilation 1; forward and data_grad. weight_grad: not yet (supports() declines it, so the
-dispatch takes the next strategy).
-Applies (is worth it): many channels on large maps (see uses_winograd)."""
+Gradients: F(4x4, 3x3) (layers/kernels/winograd_tiles.py, transforms as Kronecker GEMMs): 36 GEMMs per 4x4
+outputs, 4x fewer multiplications than the direct sum. Its float32 error is about 10x F(2x2)'s: within the golden
+gradient tolerance (rtol 1e-4), measured at a margin of 2 or more, but not within the forward one, so the
+forward keeps F(2x2). The input gradient is the convolution of dy with the flipped, transposed kernel and pad
+2 - pad; the weight gradient runs the algorithm backwards (dU = sum over tiles of dP V^T, dW = G^T dU G).
+
+Supports: 3x3, stride 1, dilation 1; all three operations.
+Applies (is worth it): forward: from 128 -> 128 channels on maps of 40x40 up (uses_winograd); gradients: from 64
+channels in and out on maps of 20x20 up (uses_winograd_grads): all of VGG's 3x3 layers but conv1_1."""
 import numpy
 
-from layers.kernels import blas
+from layers.kernels import blas, winograd_tiles
 from layers.kernels.blas import Gemm, address
 from layers.kernels.geometry import touched
 from layers.kernels.taps import Rows
 from layers.kernels.threads import POOL, PerThread
 
 
+GRADIENT_TILE = 4              # the gradients' F(m x m, 3 x 3)
+
+
 def supports(op, geom, x, w, y):
-    return (op in ("forward", "data_grad") and geom.kernel == (3, 3) and geom.stride == (1, 1)
-            and geom.dilation == (1, 1) and blas.handles(x, w, y))
+    return (geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.dilation == (1, 1)
+            and blas.handles(x, w, y))
 
 
 def applies(op, geom, x, w, y):
     if not supports(op, geom, x, w, y):
         return False
     cg, mg = w.shape[1], w.shape[0] // geom.group
-    if op == "data_grad":                       # a convolution from M to C channels onto the input's size
-        return uses_winograd(geom.kernel, geom.stride, geom.dilation, mg, cg, *x.shape[2:])
-    return uses_winograd(geom.kernel, geom.stride, geom.dilation, cg, mg, *y.shape[2:])
+    if op == "forward":
+        return uses_winograd(geom.kernel, geom.stride, geom.dilation, cg, mg, *y.shape[2:])
+    return uses_winograd_grads(cg, mg, *y.shape[2:])
 
 
 def forward(x, w, b, out, geom):
     """One group: out = x * w + b."""
-    u = winograd_weights(w)
+    u = winograd_tiles.transform_weights(w, 2)          # F(2x2)'s G w G^T, in the order winograd_conv reads
     for i in range(x.shape[0]):
         winograd_conv(x[i], u, out[i], b, geom.pad)
 
 
 def data_grad(dy, w, dx, geom):
-    """One group: dx = the convolution of dy with the flipped, transposed kernel."""
-    u = winograd_weights(numpy.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)))
+    """One group: dx = the convolution of dy with the flipped, transposed kernel, by F(4x4, 3x3)."""
+    m = GRADIENT_TILE
+    u = winograd_tiles.transform_weights(numpy.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)), m)
     for i in range(dy.shape[0]):
-        winograd_conv(dy[i], u, dx[i], None, geom.flipped_pad)
+        winograd_tiles.forward(dy[i], u, dx[i], None, geom.flipped_pad, m)
 
 
 def weight_grad(x, dy, dw, geom):
-    raise NotImplementedError("the CPU Winograd has no weight gradient yet (supports() declines it)")
+    """One group: dw += the weight gradient, by F(4x4, 3x3) run backwards."""
+    acc = dw if dw.flags.c_contiguous else numpy.zeros(dw.shape, dtype=dw.dtype)
+    for i in range(x.shape[0]):
+        winograd_tiles.weight_grad(x[i], dy[i], acc, geom.pad, GRADIENT_TILE)
+    if acc is not dw:
+        dw += acc
 
 
 _WINOGRAD_TILES = 1 << 18      # tiles x (C + M) per block: ~17 MB of scratch per thread
@@ -55,34 +69,22 @@ _BT = ((0, 2, numpy.subtract), (1, 2, numpy.add), (2, 1, numpy.subtract), (1, 3,
 
 
 def uses_winograd(kernel, stride, dilation, c_in, m_out, out_h, out_w):
-    # the transforms cost passes over the tiles that only many channels pay back (measured on FCN's layers:
-    # a gain from 128 -> 256 channels up, none at 128 -> 128 or on maps under ~80x80)
-    return (kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1) and c_in + m_out >= 384 and
-            out_h * out_w >= 6400)
+    # the transforms cost passes over the tiles that only many channels pay back. Measured (CPU time, FCN's
+    # layers at 500x500 and 256x256): a gain from 128 -> 128 channels up on maps from 40x40 (0.9x at conv2_2,
+    # 0.75x at conv4_x and conv5_x), none at 64 -> 64 (1.15x at conv1_2) or on 29x29 maps (1.04x at 512 -> 512)
+    return (kernel == (3, 3) and stride == (1, 1) and dilation == (1, 1) and c_in + m_out >= 256 and
+            out_h * out_w >= 1600)
 
 
-def _g_row(r, k0, k1, k2):
-    """Row r of G applied to three taps."""
-    if r in (0, 3):
-        return k0 if r == 0 else k2
-    return (k0 + k1 + k2) / 2 if r == 1 else (k0 - k1 + k2) / 2
-
-
-def winograd_weights(w):
-    """(16, M, C) transformed kernels G w G^T of w (M, C, 3, 3), summed in float64 a column at a time (a few
-    M x C temporaries). Written out rather than as a matrix product: numpy's BLAS threads, once woken, spin a
-    while on the cores that the kernels' own threads need."""
-    m, c = w.shape[:2]
-    u = numpy.empty((4, 4, m, c), dtype=w.dtype)
-    for b in range(4):
-        column = [_g_row(b, *(w[:, :, i, j].astype(numpy.float64) for j in range(3))) for i in range(3)]
-        for a in range(4):
-            u[a, b] = _g_row(a, *column)
-    return u.reshape(16, m, c)
+def uses_winograd_grads(c_in, m_out, out_h, out_w):
+    # F(4x4)'s Kronecker transforms cost a few passes over the tiles; measured (CPU time) on FCN's layers, the
+    # gradients gain on every 3x3 layer from conv1_2 (64 -> 64 on 698x698: 0.93-1.0x) to 512 -> 512 on 22x22
+    # (0.7x), conv3_x and conv4_x by about 2x; at 15x15 they break even
+    return min(c_in, m_out) >= 64 and out_h * out_w >= 400
 
 
 def winograd_conv(x, u, out, bias, pad):
-    """3x3 stride-1 convolution of x (C, H, W) into out (M, OH, OW), u = winograd_weights(weight)."""
+    """3x3 stride-1 convolution of x (C, H, W) into out (M, OH, OW), u = winograd_tiles.transform_weights(w, 2)."""
     ph, pw = pad
     c, h, w = x.shape
     m, oh, ow = out.shape

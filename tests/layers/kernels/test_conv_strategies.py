@@ -4,7 +4,7 @@ pad (also larger than the kernel, as FCN's pad 100), dilation, group, rectangula
 import numpy
 import pytest
 
-from layers.kernels import blas, cells, columns, conv, taps, whole_batch, winograd
+from layers.kernels import blas, cells, columns, conv, taps, whole_batch, winograd, winograd_tiles
 from layers.kernels.geometry import ConvGeometry
 from layers.kernels.im2col import col2im, im2col
 
@@ -61,6 +61,8 @@ def tiny_blocks(monkeypatch):
     monkeypatch.setattr(columns, "col_block_rows", lambda k, ow, oh, size, **kw: max(1, min(oh, 2)))
     monkeypatch.setattr(blas, "MIN_SLAB", 3)              # GEMMs split in slabs between threads
     monkeypatch.setattr(winograd, "_WINOGRAD_TILES", 1)   # one row of tiles per block
+    monkeypatch.setattr(winograd_tiles, "BLOCK_BYTES", 1)  # ... in the gradients' F(4x4) too
+    monkeypatch.setattr(winograd_tiles, "MIN_TILES", 1)
 
 
 @pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
@@ -110,7 +112,11 @@ def test_forcing_a_strategy_that_cannot_says_so():
 def test_each_strategy_is_chosen_where_it_pays():
     assert winograd.uses_winograd((3, 3), (1, 1), (1, 1), 256, 256, 175, 175)      # FCN's conv3_x at 500x500
     assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 64, 64, 698, 698)    # conv1_2: taps
-    assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 44, 44)    # conv5_x: taps
+    assert winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 44, 44)        # conv5_x at 500x500
+    assert not winograd.uses_winograd((3, 3), (1, 1), (1, 1), 512, 512, 29, 29)    # ... at 256x256: taps
+    assert winograd.uses_winograd_grads(64, 64, 698, 698)                          # F(4x4) gradients: conv1_2
+    assert not winograd.uses_winograd_grads(3, 64, 698, 698)                       # not conv1_1
+    assert not winograd.uses_winograd_grads(512, 512, 15, 15)
     assert taps.uses_taps(32, 11, 3, (1, 1), 1)
     assert not taps.uses_taps(3, 300, 3, (1, 1), 1)          # K = 3 is too thin for a GEMM per tap
     assert not taps.uses_taps(32, 11, 3, (2, 2), 1)          # strided: im2col
