@@ -20,7 +20,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument("--size", default="default", choices=sorted(pipeline.CONFIGS),
-                        help="tiny (the test's, about 1 minute), default (about 6 minutes on 2 CPU cores), "
+                        help="tiny (the test's, about 1 minute), default (about 7.6 minutes of CPU time), "
                              "large (for a GPU: about 4 minutes on an H200)")
     parser.add_argument("--gpu", type=int, default=None, help="GPU id (default: the CPU)")
     parser.add_argument("--seed", type=int, default=0, help="data, initialisation and sampling seed (default 0)")

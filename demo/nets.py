@@ -137,8 +137,9 @@ def upscore_layers(stage):
 
 
 def solver(train_net, test_net, test_iter, max_iter, snapshot_prefix, kind="SGD", base_lr=0.01, momentum=0.9,
-           weight_decay=5e-4, display=50, random_seed=None):
-    """A SolverParameter: fixed rate; no periodic tests (the demo scores each stage itself, as FCN's solve.py)."""
+           weight_decay=5e-4, display=50, random_seed=None, stepsize=0):
+    """A SolverParameter: a fixed rate, or with stepsize > 0 Caffe's "step" policy (the rate falls tenfold every
+    stepsize iterations); no periodic tests (the demo scores each stage itself, as FCN's solve.py)."""
     s = caffe_pb2.SolverParameter()
     s.train_net = train_net
     s.test_net.append(test_net)
@@ -147,7 +148,12 @@ def solver(train_net, test_net, test_iter, max_iter, snapshot_prefix, kind="SGD"
     s.test_initialization = False
     s.type = kind
     s.base_lr = base_lr
-    s.lr_policy = "fixed"
+    if stepsize:
+        s.lr_policy = "step"
+        s.gamma = 0.1
+        s.stepsize = stepsize
+    else:
+        s.lr_policy = "fixed"
     s.momentum = momentum
     if kind == "Adam":
         s.momentum2 = 0.999

@@ -80,18 +80,16 @@ def test_convolutionalized_classifier_and_the_fixed_stage(run):
     assert fixed["score_fr"][0].any()
 
 
-def test_learned_nets_beat_the_fixed_baseline(run):
+def test_the_papers_ordering_holds_with_margins(run):
     _, results, _ = run
-    iu = {stage: r["mean_iu"] for stage, r in results["stages"].items()}
-    # the engine's threaded BLAS is not bit-reproducible, so runs differ a little: margins, not exact values.
-    # Measured at seeds 0, 1, 2 (mean IU, %): 32s - fixed +1.5, +3.7, +1.6; 16s - fixed +3.6, +7.5, +2.1;
-    # 8s - fixed +4.7, +10.3, +3.2; 8s - 32s +3.2, +6.6, +1.6 (the default size separates the stages further)
-    assert iu["32s"] > iu["32s-fixed"] + 0.005, iu
-    for stage in ("16s", "8s"):
-        assert iu[stage] > iu["32s-fixed"] + 0.01, iu
-    assert max(iu["16s"], iu["8s"]) > iu["32s-fixed"] + 0.02, iu
-    assert max(iu["16s"], iu["8s"]) > iu["32s"], iu
-    assert results["classifier_accuracy"] > 0.25                  # chance is 1/6
+    iu = {stage: 100 * r["mean_iu"] for stage, r in results["stages"].items()}
+    # runs differ with the BLAS kernel and its threads, so margins, not exact values. Measured at seed 0 (mean IU,
+    # %, OPENBLAS_CORETYPE=Haswell): one BLAS thread 11.2 / 14.2 / 19.9 / 26.9 (steps +3.0, +5.7, +7.0), two
+    # 10.9 / 14.8 / 21.4 / 32.5 (+3.9, +6.6, +11.1); the default size separates the stages further
+    assert iu["32s"] > iu["32s-fixed"] + 1, iu
+    assert iu["16s"] > iu["32s"] + 2, iu
+    assert iu["8s"] > iu["16s"] + 2, iu
+    assert results["classifier_accuracy"] > 0.3                  # chance is 1/6
 
 
 def test_results_and_figures_are_written(run):
